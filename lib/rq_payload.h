@@ -1,0 +1,31 @@
+/*
+ * The toy endpoint's request object: a JSON object with string fields
+ * "req_id" and "user_id", each 1-128 characters that SQS accepts in a
+ * MessageGroupId / MessageDeduplicationId. Parsing refuses what could be
+ * ambiguous or unsafe: invalid UTF-8, embedded NUL, duplicate keys, deep
+ * nesting, anything but an object.
+ */
+#ifndef RQ_PAYLOAD_H
+#define RQ_PAYLOAD_H
+
+#include <apr_pools.h>
+
+#define RQ_PAYLOAD_ERR_BASE (APR_OS_START_USERERR + 1000)
+#define RQ_PAYLOAD_EINVALID (RQ_PAYLOAD_ERR_BASE + 1)
+
+typedef struct rq_payload_t {
+    const char *req_id;
+    const char *user_id;
+    const char *json; /* the object, compact, keys in their original order */
+} rq_payload_t;
+
+/* Why a body was refused: the field at fault (NULL for the body as a whole). */
+typedef struct rq_payload_error_t {
+    const char *field;
+    const char *message;
+} rq_payload_error_t;
+
+apr_status_t rq_payload_parse(rq_payload_t **ppl, rq_payload_error_t *err, apr_pool_t *p,
+                              const char *body, apr_size_t len);
+
+#endif

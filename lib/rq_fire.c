@@ -308,7 +308,7 @@ static apr_status_t parse_seq(const char **pseq, apr_pool_t *p, json_t *v)
         return APR_SUCCESS;
     }
     if (json_is_integer(v) && json_integer_value(v) >= 0) {
-        *pseq = apr_psprintf(p, "%" JSON_INTEGER_FORMAT, json_integer_value(v));
+        *pseq = apr_psprintf(p, "%" APR_INT64_T_FMT, (apr_int64_t)json_integer_value(v));
         return APR_SUCCESS;
     }
     if (json_is_string(v) && rq_fire_seq_valid(json_string_value(v))) {

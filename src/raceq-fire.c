@@ -153,6 +153,14 @@ static const char *answer_error(apr_pool_t *p, int status, const buf_t *b)
     return apr_psprintf(p, "HTTP %d: %s", status, err);
 }
 
+/* A JSON error object, as mod_raceq sends, rather than a plain error page. */
+static int is_json_error(apr_pool_t *p, const buf_t *b)
+{
+    json_t *root = pool_json(p, b->data ? json_loadb(b->data, b->len, 0, NULL) : NULL);
+
+    return json_is_string(json_object_get(root, "error"));
+}
+
 static int echo_matches(apr_pool_t *p, const buf_t *b, const char *req_id,
                         const char *user_id)
 {
@@ -293,11 +301,11 @@ cleanup:
 }
 
 /*
- * GETs one user's state. 404 counts as a user with no writes yet. On failure
+ * GETs one user's state. A JSON 404 counts as a user with no writes yet. On failure
  * *perr says why.
  */
-static apr_status_t state_get(rq_fire_user_t *user, const char **perr, apr_pool_t *p, CURL *h, const rq_fire_opts_t *opts,
-                              const char *user_id)
+static apr_status_t state_get(rq_fire_user_t *user, const char **perr, apr_pool_t *p,
+                              CURL *h, const rq_fire_opts_t *opts, const char *user_id)
 {
     char errbuf[CURL_ERROR_SIZE];
     char *esc = curl_easy_escape(h, user_id, 0);
@@ -320,7 +328,7 @@ static apr_status_t state_get(rq_fire_user_t *user, const char **perr, apr_pool_
     }
 
     curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &status);
-    if (status == 404) {
+    if (status == 404 && is_json_error(p, &b)) {
         user->user_id = user_id;
         user->writes = 0;
         user->history = NULL;
@@ -328,7 +336,8 @@ static apr_status_t state_get(rq_fire_user_t *user, const char **perr, apr_pool_
         goto cleanup;
     }
     if (status != 200) {
-        *perr = apr_psprintf(p, "GET %s answered %s", url, answer_error(p, (int)status, &b));
+        *perr = apr_psprintf(p, "GET %s answered %s; is this a mod_raceq location?", url,
+                             answer_error(p, (int)status, &b));
         goto cleanup;
     }
 

@@ -512,10 +512,37 @@ static int tally_results(rq_fire_report_t *rep, apr_interval_time_t *lat,
     return n;
 }
 
-/* The user's history reduced to this run's req_ids sent for that user. */
-static apr_array_header_t *run_history(apr_pool_t *p, const rq_fire_user_t *after,
-                                       apr_hash_t *sent, int user)
+static const char *entry_key(apr_pool_t *p, const rq_fire_entry_t *e)
 {
+    return apr_psprintf(p, "%" APR_INT64_T_FMT "/%s", e->start, e->req_id);
+}
+
+/* The entries present before the run, keyed by start time and req_id. */
+static apr_hash_t *earlier_entries(apr_pool_t *p, const rq_fire_user_t *before)
+{
+    apr_hash_t *seen = apr_hash_make(p);
+    const rq_fire_entry_t *e;
+    int i;
+
+    if (!before || !before->history) {
+        return seen;
+    }
+    e = (const rq_fire_entry_t *)before->history->elts;
+    for (i = 0; i < before->history->nelts; i++) {
+        apr_hash_set(seen, entry_key(p, &e[i]), APR_HASH_KEY_STRING, "");
+    }
+    return seen;
+}
+
+/*
+ * The user's history reduced to the entries this run added: req_ids it sent
+ * for that user, and not there before (a reused prefix repeats req_ids).
+ */
+static apr_array_header_t *run_history(apr_pool_t *p, const rq_fire_user_t *before,
+                                       const rq_fire_user_t *after, apr_hash_t *sent,
+                                       int user)
+{
+    apr_hash_t *earlier = earlier_entries(p, before);
     apr_array_header_t *out;
     const rq_fire_entry_t *e;
     int i;
@@ -528,7 +555,8 @@ static apr_array_header_t *run_history(apr_pool_t *p, const rq_fire_user_t *afte
     for (i = 0; i < after->history->nelts; i++) {
         const int *owner = apr_hash_get(sent, e[i].req_id, APR_HASH_KEY_STRING);
 
-        if (owner && *owner == user) {
+        if (owner && *owner == user
+            && !apr_hash_get(earlier, entry_key(p, &e[i]), APR_HASH_KEY_STRING)) {
             *(rq_fire_entry_t *)apr_array_push(out) = e[i];
         }
     }
@@ -540,13 +568,13 @@ static void report_user(rq_fire_report_t *rep, apr_pool_t *p, const rq_fire_run_
 {
     rq_fire_user_report_t *u = &rep->users[i];
     const rq_fire_user_t *after = &run->after[i];
-    apr_int64_t before = run->before ? run->before[i].writes : 0;
-    apr_array_header_t *h = run_history(p, after, sent, i);
+    const rq_fire_user_t *before = run->before ? &run->before[i] : NULL;
+    apr_array_header_t *h = run_history(p, before, after, sent, i);
     const rq_fire_entry_t *e = (const rq_fire_entry_t *)h->elts;
     int j;
 
     u->user_id = after->user_id;
-    u->writes = after->writes - before;
+    u->writes = after->writes - (before ? before->writes : 0);
     u->lost = u->answered_ok - u->writes;
     u->order_violations = rq_fire_order_violations(e, h->nelts);
     for (j = 0; j < h->nelts; j++) {

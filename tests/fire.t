@@ -129,7 +129,7 @@ sub check_json {
         ok(@got && !@bad, "$name - fire: $line")
             or diag("got: " . join(', ', map { $_ // 'null' } @got) || 'nothing');
     }
-    note("$name - raceq-fire reported: lost_updates $report->{lost_updates}, "
+    Test::More::note("$name - raceq-fire reported: lost_updates $report->{lost_updates}, "
         . "writes $report->{writes}, wall_us $report->{wall_us}, "
         . "critical_path_us $report->{critical_path_us}")
         if defined $report->{lost_updates};

@@ -214,7 +214,10 @@ static rq_fire_result_t result(int user, const char *req_id, int status,
     return r;
 }
 
-/* Two users: u1 sent 3 (all 200) and gained 1 write; u2 sent 3 (two 200, one 503). */
+/*
+ * Two users: u1 sent 3 (all 200) and gained 1 write; u2 sent 3 (two 200, one
+ * 503) and gained 2, its history also holding an earlier run's x-u2-r2.
+ */
 static void test_report(void)
 {
     rq_fire_entry_t h1[] = {
@@ -222,6 +225,7 @@ static void test_report(void)
         entry("x-u1-r2", NULL, 1000, 101000)
     };
     rq_fire_entry_t h2[] = {
+        entry("x-u2-r2", "7", 500, 900500),         /* same req_id, an earlier run */
         entry("x-u2-r1", "18886881232523870209", 2000, 52000),
         entry("x-u2-r2", "18886881232523870208", 60000, 130000),
         entry("x-u1-r1", NULL, 0, 900000)          /* another user's req_id */
@@ -233,23 +237,26 @@ static void test_report(void)
     rq_fire_status_count_t *sc;
     apr_array_header_t *a1 = apr_array_make(pool, 2, sizeof(rq_fire_entry_t));
     apr_array_header_t *a2 = apr_array_make(pool, 3, sizeof(rq_fire_entry_t));
+    apr_array_header_t *b2 = apr_array_make(pool, 1, sizeof(rq_fire_entry_t));
 
     memcpy(apr_array_push(a1), &h1[0], sizeof(h1[0]));
     memcpy(apr_array_push(a1), &h1[1], sizeof(h1[1]));
     memcpy(apr_array_push(a2), &h2[0], sizeof(h2[0]));
     memcpy(apr_array_push(a2), &h2[1], sizeof(h2[1]));
     memcpy(apr_array_push(a2), &h2[2], sizeof(h2[2]));
+    memcpy(apr_array_push(a2), &h2[3], sizeof(h2[3]));
+    memcpy(apr_array_push(b2), &h2[0], sizeof(h2[0]));
     before[0].user_id = "x-u1";
     before[0].writes = 1;
     before[0].history = NULL;
     before[1].user_id = "x-u2";
-    before[1].writes = 0;
-    before[1].history = NULL;
+    before[1].writes = 1;
+    before[1].history = b2;
     after[0].user_id = "x-u1";
     after[0].writes = 2;
     after[0].history = a1;
     after[1].user_id = "x-u2";
-    after[1].writes = 2;
+    after[1].writes = 3;
     after[1].history = a2;
 
     res[0] = result(0, "x-u1-r1", 200, 40);
@@ -281,7 +288,7 @@ static void test_report(void)
     RQ_IS_INT(rep->users[1].order_violations, 1, "u2 history decreases once");
     RQ_IS_INT(rep->order_violations, 1, "order violations summed");
     RQ_IS_INT(rep->users[0].apply, 100000, "u1 apply: this run's req_ids only");
-    RQ_IS_INT(rep->users[1].apply, 120000, "u2 apply: its own req_ids only");
+    RQ_IS_INT(rep->users[1].apply, 120000, "u2 apply: its own req_ids of this run only");
     RQ_IS_INT(rep->critical_path, 120000, "critical path is the largest user sum");
     RQ_IS_INT(rep->wall, 777, "wall time");
     RQ_IS_INT(rep->p50, 30, "p50 over the 6 answers");

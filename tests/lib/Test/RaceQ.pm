@@ -42,7 +42,8 @@ my %SECTIONS = map { ($_ => 1) } qw(
     config main_config log_level request raw_request more_headers chunked
     concurrent repeat timeout must_die error_code response_body
     response_body_like response_json response_headers response_headers_like
-    interim_codes error_log no_error_log store store_unchanged
+    interim_codes error_field error_message_like error_log no_error_log
+    store store_unchanged
     ONLY SKIP LAST
 );
 
@@ -95,6 +96,7 @@ sub add_block_check {
 }
 
 sub tmp_dir { init(); $Tmp }
+sub httpd_pid { $Pid }
 sub server_port { init(); $Port }
 
 sub free_port {
@@ -323,7 +325,11 @@ sub cleanup {
     stop_services();
 }
 
-END { cleanup() }
+# Waiting for httpd in an END block must not change the exit status.
+END {
+    local $?;
+    cleanup();
+}
 $SIG{INT} = $SIG{TERM} = sub { cleanup(); exit 1 };
 
 # ---------------------------------------------------------------------------
@@ -514,6 +520,7 @@ sub check_body {
         });
     }
     if (defined(my $like = $block->response_body_like)) {
+        chomp $like unless ref $like;
         my $re = ref $like ? $like : qr/$like/s;
         check_each("$name - response_body_like", $res, sub {
             my ($r) = @_;
@@ -563,6 +570,41 @@ sub check_headers {
             return $got eq $want ? undef : "got '$got', expected '$want'";
         });
     }
+}
+
+# The module's error body: {"status":N,"error":"<sentence>","field":F} where F
+# names the field at fault or is null. --- error_field gives F ("null" for
+# null), --- error_message_like a pattern for the sentence.
+sub check_error_json {
+    my ($name, $block, $res) = @_;
+
+    my $field = $block->error_field;
+    my $like = $block->error_message_like;
+    return unless defined $field || defined $like;
+    $field =~ s/^\s+|\s+$//g if defined $field;
+    chomp $like if defined $like && !ref $like;
+    my $re = defined $like ? (ref $like ? $like : qr/$like/i) : undef;
+
+    check_each("$name - JSON error body", $res, sub {
+        my ($r) = @_;
+        my $ct = $r->{header}{'content-type'} // '';
+        return "Content-Type is '$ct'" unless $ct =~ m{^application/json\b};
+        my $e = eval { $JSON->decode($r->{body}) };
+        return "body is not a JSON object: $r->{body}" unless ref $e eq 'HASH';
+        return "status $e->{status} in the body, $r->{status} on the wire"
+            unless defined $e->{status} && $e->{status} eq $r->{status};
+        return "no error sentence: $r->{body}"
+            unless defined $e->{error} && !ref $e->{error} && length $e->{error};
+        return "no field member: $r->{body}" unless exists $e->{field};
+        if (defined $field) {
+            my $got = $e->{field} // 'null';
+            return "field is $got, expected $field" unless $got eq $field;
+        }
+        if ($re) {
+            return "error '$e->{error}' not like $re" unless $e->{error} =~ $re;
+        }
+        return undef;
+    });
 }
 
 sub compare {
@@ -797,6 +839,7 @@ sub run_block {
     check_status($name, $block, $res);
     check_body($name, $block, $res);
     check_headers($name, $block, $res);
+    check_error_json($name, $block, $res);
     check_store($name, $block);
     check_unchanged($name, $before, $block);
     my $log = check_log($name, $block, $offset, '');
@@ -810,6 +853,7 @@ sub run_block {
 sub run_tests {
     init();
     Test::More->builder->plan('no_plan') unless Test::More->builder->has_plan;
+    start_services();
     run_block($_) for blocks();
     cleanup();
 }

@@ -178,7 +178,8 @@ add_service(
     name  => 'recorder',
     start => sub {
         config_var(TEST_RACEQ_GREETING => 'hello-from-service');
-        open my $fh, '>>', $log; print $fh "start httpd=" . (Test::RaceQ::httpd_pid() // 'none') . "\n";
+        open my $fh, '>>', $log;
+        print $fh "start httpd=" . (Test::RaceQ::httpd_pid() // 'none') . "\n";
     },
     stop  => sub {
         open my $fh, '>>', $log;

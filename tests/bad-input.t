@@ -57,6 +57,14 @@ for my $field (qw(req_id user_id)) {
 }
 spec_string($spec);
 
+# One httpd for the whole file: every block without a config of its own
+# gets the same small body limit.
+add_block_preprocessor(sub {
+    my ($block) = @_;
+    $block->set_value(config => "RaceQMaxBody 1024\nRaceQApplyDelay 0 0\n")
+        unless defined $block->config;
+});
+
 run_tests();
 
 __DATA__
@@ -120,9 +128,6 @@ Content-Type: application/jsonp
 --- store_unchanged: victim
 
 === a body of exactly RaceQMaxBody bytes is accepted
---- config
-RaceQMaxBody 1024
-RaceQApplyDelay 0 0
 --- request eval
 my $head = '{"req_id":"max-1","user_id":"maxer","pad":"';
 "POST /t\n" . $head . ('p' x (1024 - length($head) - 2)) . '"}'
@@ -131,9 +136,6 @@ my $head = '{"req_id":"max-1","user_id":"maxer","pad":"';
 maxer writes=1 history=max-1
 
 === a body one byte over RaceQMaxBody is refused
---- config
-RaceQMaxBody 1024
-RaceQApplyDelay 0 0
 --- request eval
 my $head = '{"req_id":"max-2","user_id":"maxer","pad":"';
 "POST /t\n" . $head . ('p' x (1025 - length($head) - 2)) . '"}'
@@ -142,9 +144,6 @@ my $head = '{"req_id":"max-2","user_id":"maxer","pad":"';
 --- store_unchanged: maxer
 
 === a declared length over the limit is refused before the body is read
---- config
-RaceQMaxBody 1024
-RaceQApplyDelay 0 0
 --- request
 POST /t
 {"req_id":"big-1","user_id":"victim","pad":"
@@ -155,9 +154,6 @@ Content-Length: 100000000
 --- store_unchanged: victim
 
 === a declared length over the limit gets no 100 Continue
---- config
-RaceQMaxBody 1024
-RaceQApplyDelay 0 0
 --- request
 POST /t
 {"req_id":"big-2","user_id":"victim"}
@@ -170,9 +166,6 @@ Expect: 100-continue
 --- store_unchanged: victim
 
 === a chunked body over the limit is refused
---- config
-RaceQMaxBody 1024
-RaceQApplyDelay 0 0
 --- request eval
 "POST /t\n" . '{"req_id":"big-3","user_id":"victim","pad":"' . ('p' x 4000) . '"}'
 --- chunked: 500
@@ -289,11 +282,28 @@ GET /t/users/
 --- error_field: user_id
 
 === a 128-character req_id and user_id are accepted
---- config
-RaceQApplyDelay 0 0
 --- request eval
 "POST /t\n" . '{"req_id":"' . ('r' x 128) . '","user_id":"' . ('u' x 128) . '"}'
 --- error_code: 200
 --- store eval
 ('u' x 128) . " writes=1 history=" . ('r' x 128)
 
+=== the default limit accepts 64 KiB
+--- config
+RaceQApplyDelay 0 0
+--- request eval
+my $head = '{"req_id":"default-max-1","user_id":"maxer2","pad":"';
+"POST /t\n" . $head . ('p' x (65536 - length($head) - 2)) . '"}'
+--- error_code: 200
+--- store
+maxer2 writes=1 history=default-max-1
+
+=== the default limit refuses one byte more
+--- config
+RaceQApplyDelay 0 0
+--- request eval
+my $head = '{"req_id":"default-max-2","user_id":"maxer2","pad":"';
+"POST /t\n" . $head . ('p' x (65537 - length($head) - 2)) . '"}'
+--- error_code: 413
+--- error_field: null
+--- store_unchanged: maxer2

@@ -63,20 +63,6 @@ Content-Type: application/json; charset=utf-8
 --- store
 alice writes=2 history=echo-1,charset-1
 
-=== finding and writing are not logged below info
---- config
-RaceQApplyDelay 0 0
---- log_level: warn raceq:warn
---- request
-POST /t
-{"req_id":"quiet-1","user_id":"quiet"}
---- error_code: 200
---- no_error_log
-finding-
-writing-
---- store
-quiet writes=1 history=quiet-1
-
 === a chunked body
 --- config
 RaceQApplyDelay 0 0
@@ -130,6 +116,20 @@ POST /t
 {"req_id":"seq-%%N%%","user_id":"steady"}
 --- store
 steady writes=5 history=seq-1,seq-2,seq-3,seq-4,seq-5
+
+=== finding and writing are not logged below info
+--- config
+RaceQApplyDelay 0 0
+--- log_level: warn raceq:warn
+--- request
+POST /t
+{"req_id":"quiet-1","user_id":"quiet"}
+--- error_code: 200
+--- no_error_log
+finding-
+writing-
+--- store
+quiet writes=1 history=quiet-1
 
 === five overlapping writes for one user lose updates
 --- config

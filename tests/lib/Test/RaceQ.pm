@@ -20,7 +20,7 @@ use Time::HiRes qw(sleep time);
 use Test::RaceQ::HTTP;
 
 our @EXPORT = qw(
-    run_tests add_service add_block_check config_var httpd_env log_level
+    run_tests add_service add_block_check add_block_preprocessor config_var httpd_env log_level
     no_module free_port server_port tmp_dir http_get user_state
 );
 
@@ -33,7 +33,7 @@ my $OWNER = $$;
 my $Module = "$ROOT/.libs/mod_raceq.so";
 my $LogLevel;
 my ($Tmp, $Port, $Pid, $RunningConf);
-my (@Services, @Started, %Vars, %HttpdEnv, @BlockChecks, %ExtraSections);
+my (@Services, @Started, %Vars, %HttpdEnv, @BlockChecks, @Preprocessors, %ExtraSections);
 my $ServicesUp = 0;
 
 my $JSON = JSON::PP->new->utf8->canonical->allow_nonref;
@@ -93,6 +93,13 @@ sub add_block_check {
 
     push @BlockChecks, $check;
     $ExtraSections{$_} = 1 for @sections;
+}
+
+# Runs before each block, e.g. to give blocks a common default:
+# add_block_preprocessor(sub { my ($block) = @_;
+#     $block->set_value(config => '...') unless defined $block->config });
+sub add_block_preprocessor {
+    push @Preprocessors, @_;
 }
 
 sub tmp_dir { init(); $Tmp }
@@ -725,6 +732,11 @@ sub check_unchanged {
 
     return unless $before;
     my $after = store_snapshot($block);
+    my @failed = grep { /^GET users/ } values %$before, values %$after;
+    if (@failed) {
+        ok(0, "$name - store unchanged") or diag(join "\n", @failed);
+        return;
+    }
     my @diff = grep { $before->{$_} ne ($after->{$_} // '') } sort keys %$before;
     ok(!@diff, "$name - store unchanged")
         or diag(map { "$_ before:\n$before->{$_}\nafter:\n$after->{$_}\n" } @diff);
@@ -812,6 +824,7 @@ sub run_block {
     my ($block) = @_;
 
     my $name = sprintf 'TEST %d: %s', $block->seq_num, $block->name;
+    $_->($block) for @Preprocessors;
     return unless check_sections($name, $block);
 
     my $offset = log_size();

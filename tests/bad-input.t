@@ -275,11 +275,11 @@ GET /t/users/a%20b
 --- error_code: 400
 --- error_field: user_id
 
-=== GET users with an empty id
+=== GET users without an id names no resource
 --- request
 GET /t/users/
---- error_code: 400
---- error_field: user_id
+--- error_code: 404
+--- error_field: null
 
 === a 128-character req_id and user_id are accepted
 --- request eval

@@ -720,11 +720,13 @@ sub involved_users {
 sub store_snapshot {
     my ($block) = @_;
 
-    my %snap = (dump => store_dump(store_file($RunningConf)));
+    # Users first: a store may create its schema on the first request.
+    my %snap;
     for my $u (involved_users($block)) {
         my $s = user_state($u);
         $snap{"user $u"} = ref $s ? $JSON->encode($s) : $s;
     }
+    $snap{dump} = store_dump(store_file($RunningConf));
     return \%snap;
 }
 

@@ -14,13 +14,15 @@ my $lib = abs_path(dirname(__FILE__) . '/lib');
 my $dir = tempdir('raceq-harness-XXXXXX', TMPDIR => 1, CLEANUP => 1);
 my $n = 0;
 
-# Runs a test file made of $code and $data; returns (exit status, output).
+# Runs a test file made of $code and $data, against a plain httpd unless
+# $module; returns (exit status, output).
 sub run_inner {
-    my ($code, $data) = @_;
+    my ($code, $data, $module) = @_;
 
     my $file = sprintf '%s/inner%d.t', $dir, ++$n;
+    my $setup = $module ? '' : "no_module();\n";
     open my $fh, '>', $file or die "$file: $!";
-    print $fh "use Test::RaceQ;\nno_module();\n$code\nrun_tests();\n__DATA__\n$data";
+    print $fh "use Test::RaceQ;\n$setup$code\nrun_tests();\n__DATA__\n$data";
     close $fh;
     my $out = `$^X -I$lib $file 2>&1`;
     return ($? >> 8, $out);
@@ -247,5 +249,45 @@ inner_ok($out, "TEST 1: a directive httpd does not know - error_log has 'NoSuchD
 inner_not_ok($out, 'TEST 2: httpd that does not start fails the block - httpd started',
     'a start failure fails the block');
 like($out, qr/^#.*Invalid command 'NoSuchDirective'/m, 'the start error is printed');
+
+# The store checks need mod_raceq itself (built by make).
+($rc, $out) = run_inner('', <<'EOF', 1);
+=== a write the block says did not happen
+--- config
+RaceQApplyDelay 0 0
+--- request
+POST /t
+{"req_id":"h-1","user_id":"someone"}
+--- error_code: 200
+--- store_unchanged: someone
+
+=== a wrong count
+--- config
+RaceQApplyDelay 0 0
+--- request
+GET /t/users/someone
+--- store
+someone writes=2
+someone history=h-2
+someone writes<1
+
+=== the right state
+--- config
+RaceQApplyDelay 0 0
+--- request
+GET /t/users/someone
+--- store
+someone writes=1 history=h-1
+someone like "req_id":"h-1"
+EOF
+inner_ok($out, 'TEST 1: a write the block says did not happen - status 200', 'the write is made');
+inner_not_ok($out, 'TEST 1: a write the block says did not happen - store unchanged',
+    'store_unchanged sees a write');
+inner_not_ok($out, 'TEST 2: a wrong count - store someone writes=2', 'a wrong count fails');
+inner_not_ok($out, 'TEST 2: a wrong count - store someone history=h-2', 'a wrong history fails');
+inner_not_ok($out, 'TEST 2: a wrong count - store someone writes<1', 'a comparison fails');
+inner_ok($out, 'TEST 3: the right state - store someone writes=1 history=h-1',
+    'the right state passes');
+inner_ok($out, 'TEST 3: the right state - store someone like "req_id":"h-1"', 'like passes');
 
 done_testing();

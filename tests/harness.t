@@ -250,6 +250,20 @@ inner_not_ok($out, 'TEST 2: httpd that does not start fails the block - httpd st
     'a start failure fails the block');
 like($out, qr/^#.*Invalid command 'NoSuchDirective'/m, 'the start error is printed');
 
+# Which error_log lines fail a block by themselves.
+require Test::RaceQ;
+my @lines = (
+    '[Thu Dec 03 13:06:43.5 2026] [raceq:error] [pid 1:tid 2] RQ11003: store failed',
+    '[Thu Dec 03 13:06:43.5 2026] [crit] [pid 1:tid 2] no module tag',
+    '[Thu Dec 03 13:06:43.5 2026] [core:emerg] [pid 1] AH00020: out of memory',
+    '[Thu Dec 03 13:06:43.5 2026] [core:notice] [pid 1] AH00052: child pid 7 exit signal '
+        . 'Segmentation fault (11)',
+    '[Thu Dec 03 13:06:43.5 2026] [raceq:warn] [pid 1:tid 2] RQ11004: slow store',
+    '[Thu Dec 03 13:06:43.5 2026] [raceq:info] [pid 1:tid 2] writing-error-1___u',
+);
+is_deeply([Test::RaceQ::bad_lines(join "\n", @lines)], [@lines[0 .. 3]],
+    'errors, worse levels and crashed children are unexpected; warnings and info are not');
+
 # The store checks need mod_raceq itself (built by make).
 ($rc, $out) = run_inner('', <<'EOF', 1);
 === a write the block says did not happen

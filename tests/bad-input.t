@@ -97,6 +97,16 @@ Allow: \bPOST\b
 --- error_field: null
 --- store_unchanged: victim
 
+=== POST on a user's state is not allowed
+--- request
+POST /t/users/victim
+{"req_id":"m2","user_id":"victim"}
+--- error_code: 405
+--- response_headers_like
+Allow: \bGET\b
+--- error_field: null
+--- store_unchanged: victim
+
 === text/plain is refused
 --- request
 POST /t

@@ -699,7 +699,7 @@ sub store_dump {
     }
     local $/;
     my $dump = <$fh> // '';
-    close $fh;
+    close $fh or die "sqlite3 -readonly $file .dump failed: $dump\n";
     return $dump;
 }
 

@@ -811,10 +811,16 @@ static int raceq_pre_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *pte
 static int raceq_post_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp,
                              server_rec *s)
 {
+    const apr_dbd_driver_t *drv = NULL;
     int i;
 
     (void)plog;
     log_attach(s);
+
+    /* Load the default driver before the children start. */
+    apr_dbd_init(pconf);
+    apr_dbd_get_driver(pconf, RQ_STORE_DEFAULT_DRIVER, &drv);
+
     if (geteuid() != 0) {
         return OK;
     }
@@ -822,7 +828,6 @@ static int raceq_post_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *pt
     for (i = 0; sqlite_paths && i < sqlite_paths->nelts; i++) {
         sqlite_dir_prepare(ptemp, s, APR_ARRAY_IDX(sqlite_paths, i, const char *));
     }
-    (void)pconf;
     return OK;
 }
 

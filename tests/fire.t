@@ -399,4 +399,5 @@ GET /t/users/fire-probe
 --- fire: --url http://127.0.0.1:$TEST_RACEQ_PORT/elsewhere
 --- fire_exit: 1
 --- fire_stderr
-^raceq-fire: GET http://127\.0\.0\.1:\d+/elsewhere/users/[0-9a-f]{8}-u1 answered HTTP 404; is this a mod_raceq location\?$
+^raceq-fire: GET http://127\.0\.0\.1:\d+/elsewhere/users/[0-9a-f]{8}-u1 answered HTTP 404;
+ is this a mod_raceq location\?$

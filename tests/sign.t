@@ -207,6 +207,70 @@ for my $case (sort keys %bad_requests) {
     is($out, '', "$case: nothing on stdout");
 }
 
+# ---- interop: AWS's own SigV4 signer for JavaScript --------------------------
+#
+# The signer inside @aws-sdk/client-sqs (@smithy/signature-v4, installed in
+# tests/node_modules) signs SQS-shaped requests; raceq-sign must agree.
+
+my $SMITHY = <<'JS';
+import { SignatureV4 } from '@smithy/signature-v4';
+import { Sha256 } from '@aws-crypto/sha256-js';
+const c = JSON.parse(process.env.RQ_CASE);
+const signer = new SignatureV4({
+    credentials: { accessKeyId: c.ak, secretAccessKey: c.sk, sessionToken: c.token },
+    region: c.region, service: 'sqs', sha256: Sha256, applyChecksum: false });
+const r = await signer.sign({ method: c.method, protocol: 'https:', hostname: c.host,
+    path: c.path, query: c.query, headers: c.headers, body: c.body },
+    { signingDate: new Date(c.date) });
+process.stdout.write(r.headers.authorization);
+JS
+
+SKIP: {
+    my $have = -d "$top/tests/node_modules/\@smithy/signature-v4"
+      && -d "$top/tests/node_modules/\@aws-crypto/sha256-js"
+      && system('node --version >/dev/null 2>&1') == 0;
+    skip 'node or the AWS SDK packages in tests/node_modules are missing', 6 unless $have;
+
+    require JSON::PP;
+    my $body = '{"QueueUrl":"https://sqs.eu-west-1.amazonaws.com/123456789012/q.fifo",'
+      . '"MessageBody":"{\"req_id\":\"r1\"}","MessageGroupId":"u1"}';
+    my @cases = (
+        ['SendMessage, no token', 'POST', '/', {}, undef, $body],
+        ['SendMessage, session token', 'POST', '/', {}, 'IQoJb3JpZ2luX2VjEXAMPLE+/=', $body],
+        ['query and queue path', 'GET', '/123456789012/q.fifo',
+         { Action => 'GetQueueAttributes', 'AttributeName.1' => 'All',
+           Version => '2012-11-05' }, undef, ''],
+    );
+    for my $case (@cases) {
+        my ($name, $method, $path, $query, $token, $data) = @$case;
+        my %headers = ('Host' => 'sqs.eu-west-1.amazonaws.com',
+                       'X-Amz-Date' => '20240501T101500Z',
+                       'Content-Type' => 'application/x-amz-json-1.0',
+                       'X-Amz-Target' => 'AmazonSQS.SendMessage');
+        my $qs = join '&', map { "$_=$query->{$_}" } sort keys %$query;
+        my $req = "$method $path" . ($qs ? "?$qs" : '') . " HTTP/1.1\n"
+          . join('', map { "$_:$headers{$_}\n" } sort keys %headers) . "\n" . $data;
+        my @tok = defined $token ? ('--session-token', $token) : ();
+        my ($rc, $ours) = run_sign(undef, '--access-key', $AK, '--secret-key', $SK,
+            '--region', 'eu-west-1', '--service', 'sqs', '--time', '20240501T101500Z',
+            @tok, '--print', 'authz', spew('interop.req', $req));
+        is($rc, 0, "interop $name: raceq-sign signs");
+
+        local $ENV{RQ_CASE} = JSON::PP->new->canonical->encode({
+            ak => $AK, sk => $SK, token => $token, region => 'eu-west-1',
+            method => $method, host => $headers{Host}, path => $path, query => $query,
+            headers => \%headers, body => $data, date => '2024-05-01T10:15:00Z' });
+        my $theirs = do {
+            open my $js, '-|', 'sh', '-c',
+              "cd '$top/tests' && node --input-type=module -e \"\$1\"", 'sh', $SMITHY
+              or die "node: $!";
+            local $/;
+            <$js>;
+        };
+        is($ours, "$theirs\n", "interop $name: same Authorization as AWS's JS signer");
+    }
+}
+
 # ---- the secret ---------------------------------------------------------------
 
 ok(length $everything_printed > 0, 'outputs were collected');

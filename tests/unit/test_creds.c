@@ -53,6 +53,17 @@ static int log_all(void *baton, int level)
     return 1;
 }
 
+/* Shows the captured log lines as TAP comments. */
+static void log_show(void)
+{
+    char *line, *last;
+
+    for (line = apr_strtok(apr_pstrdup(pool, logbuf), "\n", &last); line;
+         line = apr_strtok(NULL, "\n", &last)) {
+        printf("# log: %s\n", line);
+    }
+}
+
 /* Every test starts from an environment with no AWS settings at all. */
 static void env_reset(void)
 {
@@ -333,17 +344,6 @@ static void test_caching_and_logs(void)
                          "AKID****") != NULL, "debug line names the source, key masked");
     RQ_OK(!strstr(logbuf, "AKIDCACHED000001") && !strstr(logbuf, "cached/secret/value")
           && !strstr(logbuf, "cached-session-token"), "no secret in any log line");
-}
-
-/* Shows the captured log lines as TAP comments. */
-static void log_show(void)
-{
-    char *line, *last;
-
-    for (line = apr_strtok(apr_pstrdup(pool, logbuf), "\n", &last); line;
-         line = apr_strtok(NULL, "\n", &last)) {
-        printf("# log: %s\n", line);
-    }
 }
 
 static void conf_check(const rq_aws_conf_t *given, const char *field, const char *want,

@@ -622,7 +622,8 @@ static apr_status_t sqs_call(json_t **preply, rq_sqs_t *sqs, apr_pool_t *p, cons
     for (attempt = 1;; attempt++) {
         rv = sqs_attempt(preply, sqs, p, &call);
         sqs->err.attempts = attempt;
-        if (rv == APR_SUCCESS || !sqs_status_retryable(sqs, rv) || attempt >= sqs->opts.max_attempts) {
+        if (rv == APR_SUCCESS || !sqs_status_retryable(sqs, rv)
+            || attempt >= sqs->opts.max_attempts) {
             break;
         }
         delay = sqs_backoff(sqs, attempt);

@@ -40,7 +40,7 @@ sub field_block {
     my ($field, $title, $value, $want, $like) = @_;
 
     my $body = '{' . (defined $value ? qq{"$field":$value,} : '') . $other{$field} . '}';
-    s/F/$field/g for $want, $like;
+    s/^F$/$field/ for $want, $like;
     my $block = "=== $field $title\n--- request eval\n\"POST /t\\n\" . "
         . perl_string($body) . "\n--- error_code: 400\n--- error_field: $want\n";
     $block .= "--- error_message_like: $like\n" if length $like;

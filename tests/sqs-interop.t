@@ -12,7 +12,7 @@ use Test::RaceQ::Fauxqs;
 my $tests = Test::RaceQ::Fauxqs::tests_dir();
 my $top = "$tests/..";
 my $tool = "$top/bin/raceq-sqs";
-plan skip_all => "$tool is not built (run make)" unless -x $tool;
+die "$tool is not built (run make)\n" unless -x $tool;
 
 my $fq = Test::RaceQ::Fauxqs->start(queue => 'raceq-interop.fifo');
 my $q = $fq->queue_url;

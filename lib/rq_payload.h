@@ -13,6 +13,12 @@
 #define RQ_PAYLOAD_ERR_BASE (APR_OS_START_USERERR + 1000)
 #define RQ_PAYLOAD_EINVALID (RQ_PAYLOAD_ERR_BASE + 1)
 
+/* Longest req_id / user_id, as SQS allows for group and deduplication ids. */
+#define RQ_PAYLOAD_ID_MAX 128
+
+/* Deepest nesting of arrays and objects accepted in a body. */
+#define RQ_PAYLOAD_DEPTH_MAX 32
+
 typedef struct rq_payload_t {
     const char *req_id;
     const char *user_id;
@@ -25,7 +31,20 @@ typedef struct rq_payload_error_t {
     const char *message;
 } rq_payload_error_t;
 
+/*
+ * Parses body[0..len) into *ppl (allocated from p; the parsed JSON lives until
+ * p is cleared). On refusal returns RQ_PAYLOAD_EINVALID and fills err with
+ * the field at fault ("req_id", "user_id" or NULL) and a short sentence.
+ */
 apr_status_t rq_payload_parse(rq_payload_t **ppl, rq_payload_error_t *err, apr_pool_t *p,
                               const char *body, apr_size_t len);
+
+/*
+ * Checks one id (value[0..len)) against the rules for req_id and user_id:
+ * 1-128 characters, printable ASCII without the space. field names it in the
+ * message. Returns APR_SUCCESS or RQ_PAYLOAD_EINVALID with err filled.
+ */
+apr_status_t rq_payload_check_id(rq_payload_error_t *err, apr_pool_t *p, const char *field,
+                                 const char *value, apr_size_t len);
 
 #endif

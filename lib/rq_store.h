@@ -10,6 +10,16 @@
  *   the request was applied commit in one transaction (fifo mode).
  *
  * A store is safe to share between threads: it keeps a pool of connections.
+ * Neither function holds a connection, a lock or a transaction during the
+ * delay. rq_store_apply_once writes "writes + 1" from the count it read before
+ * the delay, like the race: it does not order callers for one user (the
+ * caller must), so an ordering fault upstream still shows as a lost update.
+ *
+ * Tables: users(user_id, writes) and history(req_id unique, user_id, seq,
+ * start_us, finish_us, ord), ord being the entry's position in the user's
+ * history. With SQLite the file and its directory are created on first use
+ * and the database runs in WAL mode, so several processes can share it.
+ * Failures are logged (tags RQ02xxx) with the store's name.
  */
 #ifndef RQ_STORE_H
 #define RQ_STORE_H
@@ -18,6 +28,18 @@
 #include <apr_time.h>
 
 #include "rq_payload.h"
+
+#define RQ_STORE_ERR_BASE (APR_OS_START_USERERR + 2000)
+/* A statement failed (the database's message is logged). */
+#define RQ_STORE_EDB (RQ_STORE_ERR_BASE + 1)
+/* The store cannot be opened or set up. */
+#define RQ_STORE_EOPEN (RQ_STORE_ERR_BASE + 2)
+/* rq_store_apply_race: req_id is already in the history; nothing written. */
+#define RQ_STORE_EDUPLICATE (RQ_STORE_ERR_BASE + 3)
+
+/* The store used when none is configured (module and daemon alike). */
+#define RQ_STORE_DEFAULT_DRIVER "sqlite3"
+#define RQ_STORE_DEFAULT_PARAMS "/var/lib/raceq/toy.db"
 
 typedef struct rq_store_t rq_store_t;
 
@@ -28,17 +50,35 @@ typedef struct rq_apply_t {
     apr_interval_time_t delay_max;
 } rq_apply_t;
 
-/* driver is an apr_dbd driver name ("sqlite3", "pgsql"), params its parameters. */
+/*
+ * driver is an apr_dbd driver name ("sqlite3", "pgsql"), params its parameters
+ * (for sqlite3, the database file). Opens one connection to check the store
+ * and create the schema. The store lives until p is cleared.
+ */
 apr_status_t rq_store_open(rq_store_t **pstore, apr_pool_t *p, const char *driver,
                            const char *params);
 
+/*
+ * Reads the user's row (logs "finding-<req_id>___<user_id>" at info), sleeps
+ * a random time in [delay_min, delay_max], then writes the count read + 1 and
+ * appends to the history (logs "writing-..."). Returns RQ_STORE_EDUPLICATE
+ * when req_id is already in the history.
+ */
 apr_status_t rq_store_apply_race(rq_store_t *store, apr_pool_t *ptemp, const rq_apply_t *a);
 
-/* *papplied is 0 when req_id had already been applied (nothing written). */
+/*
+ * The same toy write; the history record of req_id (with a->seq) and the new
+ * count commit in one transaction. *papplied is 0 when req_id had already
+ * been applied (nothing written).
+ */
 apr_status_t rq_store_apply_once(rq_store_t *store, apr_pool_t *ptemp, const rq_apply_t *a,
                                  int *papplied);
 
-/* The user's state as JSON: {"user_id","writes","history":[{req_id,seq,start,finish}]}. */
+/*
+ * The user's state as compact JSON, history in apply order:
+ * {"user_id":"u","writes":N,"history":[{"req_id":"r","seq":null|"s",
+ * "start":us,"finish":us},...]}. An unknown user has writes 0, history [].
+ */
 apr_status_t rq_store_user_json(const char **pjson, rq_store_t *store, apr_pool_t *p,
                                 const char *user_id);
 

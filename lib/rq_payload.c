@@ -1,0 +1,234 @@
+/*
+ * Parsing and validation of the toy endpoint's request object.
+ *
+ * jansson does the parsing; the checks it cannot do alone (a nesting limit
+ * far below its built-in 2048, raw NUL bytes, the id rules of SQS) are done
+ * here, so every refusal carries a short sentence and the field at fault.
+ */
+#include <string.h>
+
+#include <apr_strings.h>
+#include <jansson.h>
+
+#include "rq_log.h"
+#include "rq_payload.h"
+
+static apr_status_t payload_refuse(rq_payload_error_t *err, const char *field,
+                                   const char *message)
+{
+    err->field = field;
+    err->message = message;
+    return RQ_PAYLOAD_EINVALID;
+}
+
+static apr_status_t json_release(void *data)
+{
+    json_decref((json_t *)data);
+    return APR_SUCCESS;
+}
+
+/*
+ * Measures the deepest nesting of arrays and objects without building
+ * anything, so a hostile body never makes jansson allocate thousands of
+ * levels. Strings are skipped with their escapes; the scan does not judge
+ * syntax, jansson does that afterwards.
+ */
+static int body_depth_exceeds(const char *body, apr_size_t len, int limit)
+{
+    apr_size_t i;
+    int depth = 0;
+    int in_string = 0;
+
+    for (i = 0; i < len; i++) {
+        char c = body[i];
+
+        if (in_string) {
+            if (c == '\\') {
+                i++;
+            }
+            else if (c == '"') {
+                in_string = 0;
+            }
+            continue;
+        }
+        if (c == '"') {
+            in_string = 1;
+        }
+        else if (c == '[' || c == '{') {
+            if (++depth > limit) {
+                return 1;
+            }
+        }
+        else if ((c == ']' || c == '}') && depth > 0) {
+            depth--;
+        }
+    }
+    return 0;
+}
+
+static const char *syntax_message(apr_pool_t *p, const json_error_t *jerr)
+{
+    return apr_psprintf(p, "the body is not valid JSON: %s at line %d, column %d", jerr->text,
+                        jerr->line, jerr->column);
+}
+
+static apr_status_t load_refuse(rq_payload_error_t *err, apr_pool_t *p,
+                                const json_error_t *jerr)
+{
+    switch (json_error_code(jerr)) {
+    case json_error_invalid_utf8:
+        return payload_refuse(err, NULL, "the body is not valid UTF-8");
+    case json_error_null_character:
+    case json_error_null_byte_in_key:
+        return payload_refuse(err, NULL, "the body must not contain NUL characters (\\u0000)");
+    case json_error_duplicate_key:
+        return payload_refuse(err, NULL,
+                              apr_psprintf(p, "the body has a duplicate key: %s", jerr->text));
+    case json_error_stack_overflow:
+        return payload_refuse(err, NULL, "the body is nested too deeply");
+    case json_error_numeric_overflow:
+        return payload_refuse(err, NULL,
+                              apr_psprintf(p, "the body has a number out of range: %s",
+                                           jerr->text));
+    default:
+        return payload_refuse(err, NULL, syntax_message(p, jerr));
+    }
+}
+
+/* SQS accepts printable ASCII without the space in group and dedup ids. */
+static int id_char_ok(unsigned char c)
+{
+    return c >= 0x21 && c <= 0x7e;
+}
+
+apr_status_t rq_payload_check_id(rq_payload_error_t *err, apr_pool_t *p, const char *field,
+                                 const char *value, apr_size_t len)
+{
+    apr_size_t i;
+
+    err->field = NULL;
+    err->message = NULL;
+    if (len == 0) {
+        return payload_refuse(err, field, apr_pstrcat(p, field, " must not be empty", NULL));
+    }
+    if (len > RQ_PAYLOAD_ID_MAX) {
+        return payload_refuse(err, field,
+                              apr_pstrcat(p, field, " must be at most 128 characters long",
+                                          NULL));
+    }
+    for (i = 0; i < len; i++) {
+        if (!id_char_ok((unsigned char)value[i])) {
+            return payload_refuse(err, field,
+                                  apr_pstrcat(p, field, " may only contain letters, digits "
+                                              "and ASCII punctuation (no spaces)", NULL));
+        }
+    }
+    return APR_SUCCESS;
+}
+
+static apr_status_t id_get(const char **pvalue, rq_payload_error_t *err, apr_pool_t *p,
+                           json_t *root, const char *field)
+{
+    json_t *v = json_object_get(root, field);
+    apr_status_t rv;
+
+    *pvalue = NULL;
+    if (!v) {
+        return payload_refuse(err, field, apr_pstrcat(p, field, " is missing", NULL));
+    }
+    if (!json_is_string(v)) {
+        return payload_refuse(err, field, apr_pstrcat(p, field, " must be a string", NULL));
+    }
+
+    rv = rq_payload_check_id(err, p, field, json_string_value(v), json_string_length(v));
+    if (rv != APR_SUCCESS) {
+        return rv;
+    }
+
+    *pvalue = json_string_value(v);
+    return APR_SUCCESS;
+}
+
+static apr_status_t body_load(json_t **proot, rq_payload_error_t *err, apr_pool_t *p,
+                              const char *body, apr_size_t len)
+{
+    json_error_t jerr;
+    json_t *root;
+
+    *proot = NULL;
+    if (len == 0) {
+        return payload_refuse(err, NULL, "the body is empty");
+    }
+    if (memchr(body, '\0', len)) {
+        return payload_refuse(err, NULL, "the body must not contain NUL bytes");
+    }
+    if (body_depth_exceeds(body, len, RQ_PAYLOAD_DEPTH_MAX)) {
+        return payload_refuse(err, NULL, "the body is nested too deeply");
+    }
+
+    root = json_loadb(body, len, JSON_REJECT_DUPLICATES | JSON_DECODE_ANY, &jerr);
+    if (!root) {
+        return load_refuse(err, p, &jerr);
+    }
+    apr_pool_cleanup_register(p, root, json_release, apr_pool_cleanup_null);
+
+    if (!json_is_object(root)) {
+        return payload_refuse(err, NULL, "the body must be a JSON object");
+    }
+    *proot = root;
+    return APR_SUCCESS;
+}
+
+static apr_status_t compact_dump(const char **pjson, apr_pool_t *p, json_t *root)
+{
+    char *s = json_dumps(root, JSON_PRESERVE_ORDER | JSON_COMPACT);
+
+    if (!s) {
+        return APR_ENOMEM;
+    }
+    *pjson = apr_pstrdup(p, s);
+    free(s);
+    return APR_SUCCESS;
+}
+
+apr_status_t rq_payload_parse(rq_payload_t **ppl, rq_payload_error_t *err, apr_pool_t *p,
+                              const char *body, apr_size_t len)
+{
+    rq_payload_t *pl = apr_pcalloc(p, sizeof(*pl));
+    json_t *root;
+    apr_status_t rv;
+
+    *ppl = NULL;
+    err->field = NULL;
+    err->message = NULL;
+
+    rv = body_load(&root, err, p, body, len);
+    if (rv != APR_SUCCESS) {
+        goto out;
+    }
+
+    rv = id_get(&pl->req_id, err, p, root, "req_id");
+    if (rv != APR_SUCCESS) {
+        goto out;
+    }
+
+    rv = id_get(&pl->user_id, err, p, root, "user_id");
+    if (rv != APR_SUCCESS) {
+        goto out;
+    }
+
+    rv = compact_dump(&pl->json, p, root);
+    if (rv != APR_SUCCESS) {
+        err->message = "the body could not be encoded again";
+        goto out;
+    }
+    *ppl = pl;
+
+out:
+    if (rv != APR_SUCCESS) {
+        rq_log_perror(RQ_LOG_MARK, RQ_LOG_DEBUG, APR_SUCCESS, p,
+                      "RQ01001: request body refused (field %s): %s",
+                      err->field ? err->field : "none", err->message);
+    }
+    return rv;
+}

@@ -1,0 +1,268 @@
+/* Unit tests for lib/rq_store.c against a real SQLite file through apr_dbd. */
+#include <stdlib.h>
+#include <string.h>
+
+#include <apr_general.h>
+#include <apr_file_io.h>
+#include <apr_strings.h>
+#include <apr_thread_proc.h>
+#include <jansson.h>
+
+#include "rq_log.h"
+#include "rq_store.h"
+#include "rq_tap.h"
+
+#define MS(n) ((apr_interval_time_t)(n) * 1000)
+
+typedef struct worker_t {
+    rq_store_t *store;
+    const char *user_id;
+    int index;
+    int count;
+    int once;
+    apr_interval_time_t delay;
+    apr_status_t rv;
+} worker_t;
+
+static rq_payload_t *payload_make(apr_pool_t *p, const char *req_id, const char *user_id)
+{
+    rq_payload_t *pl = apr_pcalloc(p, sizeof(*pl));
+
+    pl->req_id = req_id;
+    pl->user_id = user_id;
+    pl->json = apr_psprintf(p, "{\"req_id\":\"%s\",\"user_id\":\"%s\"}", req_id, user_id);
+    return pl;
+}
+
+static rq_apply_t apply_make(apr_pool_t *p, const char *req_id, const char *user_id,
+                             const char *seq, apr_interval_time_t delay)
+{
+    rq_apply_t a;
+
+    a.payload = payload_make(p, req_id, user_id);
+    a.seq = seq;
+    a.delay_min = delay;
+    a.delay_max = delay;
+    return a;
+}
+
+static json_t *user_load(rq_store_t *store, apr_pool_t *p, const char *user_id)
+{
+    const char *js = NULL;
+    apr_status_t rv = rq_store_user_json(&js, store, p, user_id);
+
+    if (rv != APR_SUCCESS || !js) {
+        return NULL;
+    }
+    return json_loads(js, 0, NULL);
+}
+
+static long long user_writes(rq_store_t *store, apr_pool_t *p, const char *user_id)
+{
+    json_t *u = user_load(store, p, user_id);
+    long long n = u ? (long long)json_integer_value(json_object_get(u, "writes")) : -1;
+
+    json_decref(u);
+    return n;
+}
+
+static void *APR_THREAD_FUNC worker_run(apr_thread_t *t, void *data)
+{
+    worker_t *w = data;
+    apr_pool_t *p;
+    int i;
+
+    apr_pool_create(&p, NULL);
+    w->rv = APR_SUCCESS;
+    for (i = 0; i < w->count && w->rv == APR_SUCCESS; i++) {
+        const char *req = apr_psprintf(p, "%s-r%d-%d", w->user_id, w->index, i);
+        rq_apply_t a = apply_make(p, req, w->user_id, w->once ? "1" : NULL, w->delay);
+        int applied = 0;
+
+        if (w->once) {
+            w->rv = rq_store_apply_once(w->store, p, &a, &applied);
+        }
+        else {
+            w->rv = rq_store_apply_race(w->store, p, &a);
+        }
+    }
+    apr_pool_destroy(p);
+    apr_thread_exit(t, APR_SUCCESS);
+    return NULL;
+}
+
+static int workers_run(worker_t *ws, int n, apr_pool_t *p)
+{
+    apr_thread_t *threads[16];
+    apr_status_t trv;
+    int i;
+    int ok = 1;
+
+    for (i = 0; i < n; i++) {
+        apr_thread_create(&threads[i], NULL, worker_run, &ws[i], p);
+    }
+    for (i = 0; i < n; i++) {
+        apr_thread_join(&trv, threads[i]);
+        ok = ok && ws[i].rv == APR_SUCCESS;
+    }
+    return ok;
+}
+
+static void test_open(apr_pool_t *p, const char *dir)
+{
+    rq_store_t *store = NULL;
+    const char *nested = apr_pstrcat(p, dir, "/a/b/toy.db", NULL);
+    apr_finfo_t fi;
+
+    RQ_IS_INT(rq_store_open(&store, p, "sqlite3", nested), APR_SUCCESS,
+              "open creates the database and its missing directories");
+    RQ_IS_INT(apr_stat(&fi, nested, APR_FINFO_TYPE, p), APR_SUCCESS, "the file exists");
+
+    store = NULL;
+    RQ_OK(rq_store_open(&store, p, "sqlite3", "/proc/raceq-none/toy.db") != APR_SUCCESS &&
+              store == NULL,
+          "open fails where the directory cannot be made");
+    RQ_OK(rq_store_open(&store, p, "nosuchdriver", "x") != APR_SUCCESS && store == NULL,
+          "open fails with an unknown driver");
+}
+
+static void test_race_single(rq_store_t *store, apr_pool_t *p)
+{
+    rq_apply_t a = apply_make(p, "r1", "alice", NULL, MS(1));
+    json_t *u;
+    json_t *h;
+
+    RQ_IS_INT(rq_store_apply_race(store, p, &a), APR_SUCCESS, "apply_race succeeds");
+    u = user_load(store, p, "alice");
+    RQ_OK(u != NULL, "user_json is valid JSON");
+    RQ_IS_STR(json_string_value(json_object_get(u, "user_id")), "alice", "user_id echoed");
+    RQ_IS_INT(json_integer_value(json_object_get(u, "writes")), 1, "one write");
+    h = json_object_get(u, "history");
+    RQ_IS_INT(json_array_size(h), 1, "one history entry");
+    RQ_IS_STR(json_string_value(json_object_get(json_array_get(h, 0), "req_id")), "r1",
+              "history names the req_id");
+    RQ_OK(json_is_null(json_object_get(json_array_get(h, 0), "seq")),
+          "seq is null in race mode");
+    RQ_OK(json_integer_value(json_object_get(json_array_get(h, 0), "finish")) >=
+              json_integer_value(json_object_get(json_array_get(h, 0), "start")) + 1000,
+          "finish is at least the delay after start");
+    json_decref(u);
+
+    RQ_IS_INT(rq_store_apply_race(store, p, &a), RQ_STORE_EDUPLICATE,
+              "apply_race refuses a req_id already in the history");
+    RQ_IS_INT(user_writes(store, p, "alice"), 1, "and writes nothing");
+}
+
+static void test_user_json_shape(rq_store_t *store, apr_pool_t *p)
+{
+    const char *js = NULL;
+    rq_apply_t a = apply_make(p, "s1", "carol", "18890", 0);
+    rq_apply_t b = apply_make(p, "s2", "carol", "18891", 0);
+    int applied = 0;
+
+    RQ_IS_INT(rq_store_user_json(&js, store, p, "nobody"), APR_SUCCESS, "unknown user reads");
+    RQ_IS_STR(js, "{\"user_id\":\"nobody\",\"writes\":0,\"history\":[]}",
+              "unknown user: writes 0, empty history");
+
+    rq_store_apply_once(store, p, &a, &applied);
+    rq_store_apply_once(store, p, &b, &applied);
+    rq_store_user_json(&js, store, p, "carol");
+    RQ_OK(js && strncmp(js, "{\"user_id\":\"carol\",\"writes\":2,\"history\":[{\"req_id\":"
+                            "\"s1\",\"seq\":\"18890\",\"start\":", 75) == 0,
+          "user_json keys in order, seq as a string: %s", js ? js : "(null)");
+    RQ_OK(js && strstr(js, "{\"req_id\":\"s2\",\"seq\":\"18891\"") > strstr(js, "\"s1\""),
+          "history in apply order");
+}
+
+static void test_once(rq_store_t *store, apr_pool_t *p)
+{
+    rq_apply_t a = apply_make(p, "o1", "bob", "100", MS(1));
+    rq_apply_t q = apply_make(p, "it's\"; DROP TABLE users; --", "bob", "101", 0);
+    int applied = -1;
+
+    RQ_IS_INT(rq_store_apply_once(store, p, &a, &applied), APR_SUCCESS, "apply_once works");
+    RQ_IS_INT(applied, 1, "first apply is applied");
+    applied = -1;
+    RQ_IS_INT(rq_store_apply_once(store, p, &a, &applied), APR_SUCCESS, "again works");
+    RQ_IS_INT(applied, 0, "second apply of the same req_id is not applied");
+    RQ_IS_INT(user_writes(store, p, "bob"), 1, "writes stays 1");
+
+    RQ_IS_INT(rq_store_apply_once(store, p, &q, &applied), APR_SUCCESS,
+              "quotes in ids are data, not SQL");
+    RQ_IS_INT(user_writes(store, p, "bob"), 2, "and are stored");
+}
+
+static void test_once_concurrent(rq_store_t *store, apr_pool_t *p)
+{
+    static const char *const users[] = { "u1", "u2", "u3", "u4" };
+    worker_t ws[4];
+    int i;
+    int ok;
+
+    for (i = 0; i < 4; i++) {
+        ws[i].store = store;
+        ws[i].user_id = users[i];
+        ws[i].index = i;
+        ws[i].count = 10;
+        ws[i].once = 1;
+        ws[i].delay = MS(2);
+    }
+    ok = workers_run(ws, 4, p);
+    RQ_OK(ok, "concurrent apply_once for different users succeeds");
+    for (i = 0; i < 4; i++) {
+        RQ_IS_INT(user_writes(store, p, users[i]), 10, "user %s has exactly 10 writes",
+                  users[i]);
+    }
+}
+
+static void test_race_loses(rq_store_t *store, apr_pool_t *p)
+{
+    worker_t ws[5];
+    long long writes;
+    int i;
+
+    for (i = 0; i < 5; i++) {
+        ws[i].store = store;
+        ws[i].user_id = "racer";
+        ws[i].index = i;
+        ws[i].count = 1;
+        ws[i].once = 0;
+        ws[i].delay = MS(100);
+    }
+    RQ_OK(workers_run(ws, 5, p), "concurrent apply_race succeeds");
+    writes = user_writes(store, p, "racer");
+    RQ_OK(writes >= 1 && writes < 5, "concurrent apply_race loses updates (writes %lld of 5)",
+          writes);
+}
+
+int main(void)
+{
+    apr_pool_t *p;
+    rq_store_t *store = NULL;
+    char tmpl[] = "/tmp/rq-store-XXXXXX";
+    const char *dir;
+    const char *db;
+    const char *cleanup;
+
+    apr_initialize();
+    apr_pool_create(&p, NULL);
+    rq_log_set_level(RQ_LOG_EMERG);
+    dir = mkdtemp(tmpl);
+    db = apr_pstrcat(p, dir, "/toy.db", NULL);
+
+    test_open(p, dir);
+    RQ_IS_INT(rq_store_open(&store, p, "sqlite3", db), APR_SUCCESS, "open a fresh store");
+    if (store) {
+        test_race_single(store, p);
+        test_user_json_shape(store, p);
+        test_once(store, p);
+        test_once_concurrent(store, p);
+        test_race_loses(store, p);
+    }
+
+    cleanup = apr_psprintf(p, "rm -rf '%s'", dir);
+    RQ_IS_INT(system(cleanup), 0, "temporary directory removed");
+    apr_pool_destroy(p);
+    apr_terminate();
+    return rq_tap_done();
+}

@@ -41,7 +41,7 @@
 #define RQ_WAIT_FRAME_MAX   4096 /* payload bytes */
 #define RQ_WAIT_HASH_LEN    64   /* hex SHA-256 */
 
-#define RQ_WAIT_ERR_BASE    (APR_OS_START_USERERR + 4000)
+#define RQ_WAIT_ERR_BASE    (APR_OS_START_USERERR + 5000)
 #define RQ_WAIT_EBADFRAME   (RQ_WAIT_ERR_BASE + 1) /* malformed or oversized frame */
 #define RQ_WAIT_ECLOSED     (RQ_WAIT_ERR_BASE + 2) /* the peer closed the connection */
 #define RQ_WAIT_EUNREACHABLE (RQ_WAIT_ERR_BASE + 3) /* no server accepted the connection */

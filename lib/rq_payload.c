@@ -72,6 +72,23 @@ static const char *syntax_message(apr_pool_t *p, const json_error_t *jerr)
                         jerr->line, jerr->column);
 }
 
+/* jansson says "duplicate object key near '"k"'"; the key is what helps. */
+static const char *duplicate_message(apr_pool_t *p, const json_error_t *jerr)
+{
+    const char *near = strstr(jerr->text, "near '");
+    apr_size_t len;
+
+    if (!near) {
+        return "the body has a duplicate key";
+    }
+    near += strlen("near '");
+    len = strlen(near);
+    if (len > 0 && near[len - 1] == '\'') {
+        len--;
+    }
+    return apr_psprintf(p, "the body has a duplicate key: %.*s", (int)len, near);
+}
+
 static apr_status_t load_refuse(rq_payload_error_t *err, apr_pool_t *p,
                                 const json_error_t *jerr)
 {
@@ -82,8 +99,7 @@ static apr_status_t load_refuse(rq_payload_error_t *err, apr_pool_t *p,
     case json_error_null_byte_in_key:
         return payload_refuse(err, NULL, "the body must not contain NUL characters (\\u0000)");
     case json_error_duplicate_key:
-        return payload_refuse(err, NULL,
-                              apr_psprintf(p, "the body has a duplicate key: %s", jerr->text));
+        return payload_refuse(err, NULL, duplicate_message(p, jerr));
     case json_error_stack_overflow:
         return payload_refuse(err, NULL, "the body is nested too deeply");
     case json_error_numeric_overflow:

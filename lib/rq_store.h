@@ -19,6 +19,8 @@
  * start_us, finish_us, ord), ord being the entry's position in the user's
  * history. With SQLite the file and its directory are created on first use
  * and the database runs in WAL mode, so several processes can share it.
+ * Open one store per database in a process and share it between threads:
+ * write transactions are serialised per store.
  * Failures are logged (tags RQ02xxx) with the store's name.
  */
 #ifndef RQ_STORE_H

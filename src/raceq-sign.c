@@ -156,6 +156,45 @@ static int args_check(const sign_args_t *a)
     return EXIT_SIGNED;
 }
 
+static int takes_value(const char *arg)
+{
+    int i;
+
+    for (i = 0; arg[0] == '-' && arg[1] == '-' && options[i].name; i++) {
+        if (strcmp(arg + 2, options[i].name) == 0) {
+            return options[i].has_arg;
+        }
+    }
+    return 0;
+}
+
+/*
+ * apr_getopt refuses a bare "-" as an option; a FILE of "-" (standard input)
+ * is moved after a "--" so that it reaches the operands.
+ */
+static const char *const *argv_stdin_last(int *pargc, apr_pool_t *p, int argc,
+                                          const char *const *argv)
+{
+    const char **out = apr_pcalloc(p, sizeof(*out) * (apr_size_t)(argc + 2));
+    int i, n = 0, dashes = 0;
+
+    for (i = 0; i < argc; i++) {
+        if (strcmp(argv[i], "-") == 0 && !(i > 1 && takes_value(argv[i - 1]))) {
+            dashes++;
+            continue;
+        }
+        out[n++] = argv[i];
+    }
+    if (dashes > 0) {
+        out[n++] = "--";
+    }
+    while (dashes-- > 0) {
+        out[n++] = "-";
+    }
+    *pargc = n;
+    return out;
+}
+
 /* Parses argv into a; returns -1 to go on, else the exit status. */
 static int args_parse(sign_args_t *a, apr_pool_t *p, int argc, const char *const *argv)
 {
@@ -164,6 +203,7 @@ static int args_parse(sign_args_t *a, apr_pool_t *p, int argc, const char *const
     apr_status_t rv;
     int optch;
 
+    argv = argv_stdin_last(&argc, p, argc, argv);
     apr_getopt_init(&opt, p, argc, argv);
     opt->errfn = getopt_error;
     a->print = "all";

@@ -252,20 +252,21 @@ lost_updates == 0
 --- fire_stdout
 "run":"again"
 
-=== a fixed prefix again: only this run's writes count, the earlier ones stay out
+=== a fixed prefix again: the store refuses the repeated req_ids, nothing counts as lost
 --- config
 RaceQMode race
 RaceQApplyDelay 0 0
 --- request
 GET /t/users/fire-probe
---- fire: --url $TEST_RACEQ_URL --prefix again --users 2 --per-user 3 --concurrency 1 --json
---- fire_json
-by_user.*.writes == 3
-by_user.*.answered_200 == 3
-lost_updates == 0
+--- fire: --url $TEST_RACEQ_URL --prefix again --users 2 --per-user 3 --concurrency 1
 --- fire_stdout
-"user_id":"again-u1"
-"user_id":"again-u2"
+^again-u1\s+3\s+0\s+0\s+0\s+0\s+0\.0$
+^again-u2\s+3\s+0\s+0\s+0\s+0\s+0\.0$
+^answers\s+409: 6$
+^first error\s+HTTP 409: req_id has already been applied \(field req_id\)$
+^writes\s+0$
+^lost updates\s+0$
+^critical path\s+0\.0 ms$
 
 === --help
 --- config
@@ -398,4 +399,5 @@ GET /t/users/fire-probe
 --- fire: --url http://127.0.0.1:$TEST_RACEQ_PORT/elsewhere
 --- fire_exit: 1
 --- fire_stderr
-^raceq-fire: GET http://127\.0\.0\.1:\d+/elsewhere/users/[0-9a-f]{8}-u1 answered HTTP 404; is this a mod_raceq location\?$
+^raceq-fire: GET http://127\.0\.0\.1:\d+/elsewhere/users/[0-9a-f]{8}-u1 answered HTTP 404;
+ is this a mod_raceq location\?$

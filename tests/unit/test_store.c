@@ -1,6 +1,7 @@
 /* Unit tests for lib/rq_store.c against a real SQLite file through apr_dbd. */
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <apr_general.h>
 #include <apr_file_io.h>
@@ -21,6 +22,8 @@ typedef struct worker_t {
     int count;
     int once;
     apr_interval_time_t delay;
+    const char *fixed_req; /* every apply uses this req_id when set */
+    int applied;
     apr_status_t rv;
 } worker_t;
 
@@ -75,12 +78,14 @@ static void *APR_THREAD_FUNC worker_run(apr_thread_t *t, void *data)
     apr_pool_create(&p, NULL);
     w->rv = APR_SUCCESS;
     for (i = 0; i < w->count && w->rv == APR_SUCCESS; i++) {
-        const char *req = apr_psprintf(p, "%s-r%d-%d", w->user_id, w->index, i);
+        const char *req = w->fixed_req ? w->fixed_req
+                                       : apr_psprintf(p, "%s-r%d-%d", w->user_id, w->index, i);
         rq_apply_t a = apply_make(p, req, w->user_id, w->once ? "1" : NULL, w->delay);
         int applied = 0;
 
         if (w->once) {
             w->rv = rq_store_apply_once(w->store, p, &a, &applied);
+            w->applied += applied;
         }
         else {
             w->rv = rq_store_apply_race(w->store, p, &a);
@@ -192,13 +197,45 @@ static void test_once(rq_store_t *store, apr_pool_t *p)
     RQ_IS_INT(user_writes(store, p, "bob"), 2, "and are stored");
 }
 
-static void test_once_concurrent(rq_store_t *store, apr_pool_t *p)
+/* A second process on the same file, as httpd children and raceqd are. */
+static void other_process_run(const char *db)
+{
+    static const char *const users[] = { "p1", "p2" };
+    apr_pool_t *p;
+    rq_store_t *store = NULL;
+    worker_t ws[2];
+    int i;
+
+    memset(ws, 0, sizeof(ws));
+    apr_pool_create(&p, NULL);
+    if (rq_store_open(&store, p, "sqlite3", db) != APR_SUCCESS) {
+        _exit(2);
+    }
+    for (i = 0; i < 2; i++) {
+        ws[i].store = store;
+        ws[i].user_id = users[i];
+        ws[i].index = i;
+        ws[i].count = 10;
+        ws[i].once = 1;
+        ws[i].delay = MS(2);
+    }
+    _exit(workers_run(ws, 2, p) ? 0 : 1);
+}
+
+static void test_once_concurrent(rq_store_t *store, apr_pool_t *p, const char *db)
 {
     static const char *const users[] = { "u1", "u2", "u3", "u4" };
     worker_t ws[4];
+    apr_proc_t proc;
+    apr_exit_why_e why;
+    int code = -1;
     int i;
     int ok;
 
+    memset(ws, 0, sizeof(ws));
+    if (apr_proc_fork(&proc, p) == APR_INCHILD) {
+        other_process_run(db);
+    }
     for (i = 0; i < 4; i++) {
         ws[i].store = store;
         ws[i].user_id = users[i];
@@ -208,11 +245,38 @@ static void test_once_concurrent(rq_store_t *store, apr_pool_t *p)
         ws[i].delay = MS(2);
     }
     ok = workers_run(ws, 4, p);
+    apr_proc_wait(&proc, &code, &why, APR_WAIT);
     RQ_OK(ok, "concurrent apply_once for different users succeeds");
+    RQ_IS_INT(code, 0, "another process applied at the same time without error");
     for (i = 0; i < 4; i++) {
         RQ_IS_INT(user_writes(store, p, users[i]), 10, "user %s has exactly 10 writes",
                   users[i]);
     }
+    RQ_IS_INT(user_writes(store, p, "p1"), 10, "the other process's user p1 has 10 writes");
+    RQ_IS_INT(user_writes(store, p, "p2"), 10, "the other process's user p2 has 10 writes");
+}
+
+static void test_once_same_req(rq_store_t *store, apr_pool_t *p)
+{
+    worker_t ws[4];
+    int applied = 0;
+    int i;
+
+    memset(ws, 0, sizeof(ws));
+    for (i = 0; i < 4; i++) {
+        ws[i].store = store;
+        ws[i].user_id = "dupuser";
+        ws[i].count = 1;
+        ws[i].once = 1;
+        ws[i].delay = MS(20);
+        ws[i].fixed_req = "dup-1";
+    }
+    RQ_OK(workers_run(ws, 4, p), "one req_id applied by 4 threads at once: no error");
+    for (i = 0; i < 4; i++) {
+        applied += ws[i].applied;
+    }
+    RQ_IS_INT(applied, 1, "exactly one of them reports it applied");
+    RQ_IS_INT(user_writes(store, p, "dupuser"), 1, "and it is written once");
 }
 
 static void test_race_loses(rq_store_t *store, apr_pool_t *p)
@@ -221,6 +285,7 @@ static void test_race_loses(rq_store_t *store, apr_pool_t *p)
     long long writes;
     int i;
 
+    memset(ws, 0, sizeof(ws));
     for (i = 0; i < 5; i++) {
         ws[i].store = store;
         ws[i].user_id = "racer";
@@ -256,7 +321,8 @@ int main(void)
         test_race_single(store, p);
         test_user_json_shape(store, p);
         test_once(store, p);
-        test_once_concurrent(store, p);
+        test_once_concurrent(store, p, db);
+        test_once_same_req(store, p);
         test_race_loses(store, p);
     }
 

@@ -20,7 +20,7 @@ use Time::HiRes qw(sleep time);
 use Test::RaceQ::HTTP;
 
 our @EXPORT = qw(
-    run_tests add_service add_block_check config_var httpd_env log_level
+    run_tests add_service add_block_check add_block_preprocessor config_var httpd_env log_level
     no_module free_port server_port tmp_dir http_get user_state
 );
 
@@ -33,7 +33,7 @@ my $OWNER = $$;
 my $Module = "$ROOT/.libs/mod_raceq.so";
 my $LogLevel;
 my ($Tmp, $Port, $Pid, $RunningConf);
-my (@Services, @Started, %Vars, %HttpdEnv, @BlockChecks, %ExtraSections);
+my (@Services, @Started, %Vars, %HttpdEnv, @BlockChecks, @Preprocessors, %ExtraSections);
 my $ServicesUp = 0;
 
 my $JSON = JSON::PP->new->utf8->canonical->allow_nonref;
@@ -42,7 +42,8 @@ my %SECTIONS = map { ($_ => 1) } qw(
     config main_config log_level request raw_request more_headers chunked
     concurrent repeat timeout must_die error_code response_body
     response_body_like response_json response_headers response_headers_like
-    interim_codes error_log no_error_log store store_unchanged
+    interim_codes error_field error_message_like error_log no_error_log
+    store store_unchanged
     ONLY SKIP LAST
 );
 
@@ -94,7 +95,15 @@ sub add_block_check {
     $ExtraSections{$_} = 1 for @sections;
 }
 
+# Runs before each block, e.g. to give blocks a common default:
+# add_block_preprocessor(sub { my ($block) = @_;
+#     $block->set_value(config => '...') unless defined $block->config });
+sub add_block_preprocessor {
+    push @Preprocessors, @_;
+}
+
 sub tmp_dir { init(); $Tmp }
+sub httpd_pid { $Pid }
 sub server_port { init(); $Port }
 
 sub free_port {
@@ -323,7 +332,11 @@ sub cleanup {
     stop_services();
 }
 
-END { cleanup() }
+# Waiting for httpd in an END block must not change the exit status.
+END {
+    local $?;
+    cleanup();
+}
 $SIG{INT} = $SIG{TERM} = sub { cleanup(); exit 1 };
 
 # ---------------------------------------------------------------------------
@@ -514,6 +527,7 @@ sub check_body {
         });
     }
     if (defined(my $like = $block->response_body_like)) {
+        chomp $like unless ref $like;
         my $re = ref $like ? $like : qr/$like/s;
         check_each("$name - response_body_like", $res, sub {
             my ($r) = @_;
@@ -565,6 +579,41 @@ sub check_headers {
     }
 }
 
+# The module's error body: {"status":N,"error":"<sentence>","field":F} where F
+# names the field at fault or is null. --- error_field gives F ("null" for
+# null), --- error_message_like a pattern for the sentence.
+sub check_error_json {
+    my ($name, $block, $res) = @_;
+
+    my $field = $block->error_field;
+    my $like = $block->error_message_like;
+    return unless defined $field || defined $like;
+    $field =~ s/^\s+|\s+$//g if defined $field;
+    chomp $like if defined $like && !ref $like;
+    my $re = defined $like ? (ref $like ? $like : qr/$like/i) : undef;
+
+    check_each("$name - JSON error body", $res, sub {
+        my ($r) = @_;
+        my $ct = $r->{header}{'content-type'} // '';
+        return "Content-Type is '$ct'" unless $ct =~ m{^application/json\b};
+        my $e = eval { $JSON->decode($r->{body}) };
+        return "body is not a JSON object: $r->{body}" unless ref $e eq 'HASH';
+        return "status $e->{status} in the body, $r->{status} on the wire"
+            unless defined $e->{status} && $e->{status} eq $r->{status};
+        return "no error sentence: $r->{body}"
+            unless defined $e->{error} && !ref $e->{error} && length $e->{error};
+        return "no field member: $r->{body}" unless exists $e->{field};
+        if (defined $field) {
+            my $got = $e->{field} // 'null';
+            return "field is $got, expected $field" unless $got eq $field;
+        }
+        if ($re) {
+            return "error '$e->{error}' not like $re" unless $e->{error} =~ $re;
+        }
+        return undef;
+    });
+}
+
 sub compare {
     my ($got, $op, $want) = @_;
 
@@ -594,9 +643,10 @@ sub check_store_line {
     }
     for my $term (split /\s+/, $rest) {
         if ($term =~ /^writes(=|==|<|<=|>|>=|!=)(\d+)$/) {
+            my ($op, $n) = ($1, $2);
             my $w = $state->{writes} // 'missing';
-            return "$user: writes $w, expected $1 $2"
-                unless $w =~ /^\d+$/ && compare($w, $1, $2);
+            return "$user: writes $w, expected $op $n"
+                unless $w =~ /^\d+$/ && compare($w, $op, $n);
         }
         elsif ($term =~ /^history=(.*)$/) {
             my $want = $1;
@@ -649,7 +699,7 @@ sub store_dump {
     }
     local $/;
     my $dump = <$fh> // '';
-    close $fh;
+    close $fh or die "sqlite3 -readonly $file .dump failed: $dump\n";
     return $dump;
 }
 
@@ -670,11 +720,13 @@ sub involved_users {
 sub store_snapshot {
     my ($block) = @_;
 
-    my %snap = (dump => store_dump(store_file($RunningConf)));
+    # Users first: a store may create its schema on the first request.
+    my %snap;
     for my $u (involved_users($block)) {
         my $s = user_state($u);
         $snap{"user $u"} = ref $s ? $JSON->encode($s) : $s;
     }
+    $snap{dump} = store_dump(store_file($RunningConf));
     return \%snap;
 }
 
@@ -683,6 +735,11 @@ sub check_unchanged {
 
     return unless $before;
     my $after = store_snapshot($block);
+    my @failed = grep { /^GET users/ } values %$before, values %$after;
+    if (@failed) {
+        ok(0, "$name - store unchanged") or diag(join "\n", @failed);
+        return;
+    }
     my @diff = grep { $before->{$_} ne ($after->{$_} // '') } sort keys %$before;
     ok(!@diff, "$name - store unchanged")
         or diag(map { "$_ before:\n$before->{$_}\nafter:\n$after->{$_}\n" } @diff);
@@ -770,6 +827,7 @@ sub run_block {
     my ($block) = @_;
 
     my $name = sprintf 'TEST %d: %s', $block->seq_num, $block->name;
+    $_->($block) for @Preprocessors;
     return unless check_sections($name, $block);
 
     my $offset = log_size();
@@ -797,6 +855,7 @@ sub run_block {
     check_status($name, $block, $res);
     check_body($name, $block, $res);
     check_headers($name, $block, $res);
+    check_error_json($name, $block, $res);
     check_store($name, $block);
     check_unchanged($name, $before, $block);
     my $log = check_log($name, $block, $offset, '');
@@ -810,7 +869,11 @@ sub run_block {
 sub run_tests {
     init();
     Test::More->builder->plan('no_plan') unless Test::More->builder->has_plan;
-    run_block($_) for blocks();
+    start_services();
+    for my $block (blocks()) {
+        next if eval { run_block($block); 1 };
+        ok(0, sprintf('TEST %d: %s - ran', $block->seq_num, $block->name)) or diag($@);
+    }
     cleanup();
 }
 

@@ -1,0 +1,896 @@
+/*
+ * mod_raceq: serialises writes per user through an SQS FIFO queue, or, in
+ * race mode, applies them at once and concurrently.
+ *
+ * This file is httpd glue only: directives, the handler, the hooks. Body
+ * validation, the store, the queue and the daemon's wait channel live in
+ * lib/, which logs through rq_log and is pointed here at our module index.
+ */
+#include <errno.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "httpd.h"
+#include "http_config.h"
+#include "http_core.h"
+#include "http_log.h"
+#include "http_protocol.h"
+#include "http_request.h"
+#include "unixd.h"
+
+#include <apr_dbd.h>
+#include <apr_file_io.h>
+#include <apr_hash.h>
+#include <apr_lib.h>
+#include <apr_strings.h>
+#include <apr_thread_mutex.h>
+#include <apr_uri.h>
+#include <jansson.h>
+
+#include "rq_log.h"
+#include "rq_payload.h"
+#include "rq_store.h"
+
+APLOG_USE_MODULE(raceq);
+
+#define RQ_HANDLER "raceq"
+#define RQ_USERS_PATH "/users/"
+#define RQ_DELAY_MAX_MS 600000
+#define RQ_BODY_LIMIT (1024 * 1024)
+#define RQ_TIMEOUT_MAX 3600
+#define RQ_SOCKET_DEFAULT "/run/raceq/raceqd.sock"
+
+typedef enum {
+    RQ_MODE_UNSET = -1,
+    RQ_MODE_RACE = 0,
+    RQ_MODE_FIFO = 1
+} raceq_mode_e;
+
+/* Per-directory configuration as written: every field unset until set. */
+typedef struct raceq_dir_t {
+    const char *location;
+    int mode;
+    const char *store_driver;
+    const char *store_params;
+    int delay_min_ms;
+    int delay_max_ms;
+    apr_off_t max_body;
+    const char *queue_url;
+    const char *region;
+    const char *endpoint;
+    const char *env_file;
+    const char *daemon_socket;
+    int timeout_s;
+} raceq_dir_t;
+
+/* The configuration in force for a request, defaults applied. */
+typedef struct raceq_conf_t {
+    const char *location;
+    int mode;
+    const char *store_driver;
+    const char *store_params;
+    apr_interval_time_t delay_min;
+    apr_interval_time_t delay_max;
+    apr_off_t max_body;
+    const char *queue_url;   /* NULL: AWS_FIFO_URL */
+    const char *region;      /* NULL: the AWS conventions */
+    const char *endpoint;    /* NULL: AWS_ENDPOINT_URL_SQS, AWS_ENDPOINT_URL */
+    const char *env_file;    /* NULL: none */
+    const char *daemon_socket;
+    apr_interval_time_t timeout;
+} raceq_conf_t;
+
+/* One request being served. */
+typedef struct raceq_req_t {
+    request_rec *r;
+    raceq_conf_t conf;
+    int body_done; /* the request body has been read to its end */
+    int answered;  /* a response has been written */
+} raceq_req_t;
+
+/* Stores opened in this child, by "driver\nparams", shared by its threads. */
+static apr_pool_t *store_pool;
+static apr_hash_t *store_cache;
+static apr_thread_mutex_t *store_mutex;
+
+/* SQLite files named in the configuration, so that their directories exist. */
+static apr_array_header_t *sqlite_paths;
+
+/* The request a thread serves, so that lib/ lines carry its context. */
+static __thread request_rec *log_r;
+static server_rec *log_s;
+
+/* --- logging ------------------------------------------------------------- */
+
+static void log_line(void *baton, const char *file, int line, int level, apr_status_t rv,
+                     const char *msg)
+{
+    (void)baton;
+    if (log_r) {
+        ap_log_rerror_(file, line, APLOG_MODULE_INDEX, level, rv, log_r, "%s", msg);
+    }
+    else if (log_s) {
+        ap_log_error_(file, line, APLOG_MODULE_INDEX, level, rv, log_s, "%s", msg);
+    }
+}
+
+static int log_enabled(void *baton, int level)
+{
+    (void)baton;
+    if (log_r) {
+        return APLOG_R_MODULE_IS_LEVEL(log_r, APLOG_MODULE_INDEX, level);
+    }
+    return log_s && APLOG_MODULE_IS_LEVEL(log_s, APLOG_MODULE_INDEX, level);
+}
+
+static void log_attach(server_rec *s)
+{
+    log_s = s;
+    rq_log_set(log_line, log_enabled, NULL);
+}
+
+/* --- configuration ------------------------------------------------------- */
+
+static void *dir_create(apr_pool_t *p, char *dir)
+{
+    raceq_dir_t *d = apr_pcalloc(p, sizeof(*d));
+
+    d->location = dir;
+    d->mode = RQ_MODE_UNSET;
+    d->delay_min_ms = -1;
+    d->delay_max_ms = -1;
+    d->max_body = -1;
+    d->timeout_s = -1;
+    return d;
+}
+
+#define MERGE_PTR(f) (add->f ? add->f : base->f)
+#define MERGE_NUM(f) (add->f >= 0 ? add->f : base->f)
+
+static void *dir_merge(apr_pool_t *p, void *basev, void *addv)
+{
+    const raceq_dir_t *base = basev;
+    const raceq_dir_t *add = addv;
+    raceq_dir_t *d = apr_pcalloc(p, sizeof(*d));
+    int store_set = add->store_driver != NULL;
+    int delay_set = add->delay_min_ms >= 0;
+
+    d->location = MERGE_PTR(location);
+    d->mode = MERGE_NUM(mode);
+    d->store_driver = store_set ? add->store_driver : base->store_driver;
+    d->store_params = store_set ? add->store_params : base->store_params;
+    d->delay_min_ms = delay_set ? add->delay_min_ms : base->delay_min_ms;
+    d->delay_max_ms = delay_set ? add->delay_max_ms : base->delay_max_ms;
+    d->max_body = MERGE_NUM(max_body);
+    d->queue_url = MERGE_PTR(queue_url);
+    d->region = MERGE_PTR(region);
+    d->endpoint = MERGE_PTR(endpoint);
+    d->env_file = MERGE_PTR(env_file);
+    d->daemon_socket = MERGE_PTR(daemon_socket);
+    d->timeout_s = MERGE_NUM(timeout_s);
+    return d;
+}
+
+/* The one place where defaults live. */
+static void conf_get(raceq_conf_t *c, request_rec *r)
+{
+    const raceq_dir_t *d = ap_get_module_config(r->per_dir_config, &raceq_module);
+
+    c->location = d->location;
+    c->mode = d->mode >= 0 ? d->mode : RQ_MODE_RACE;
+    c->store_driver = d->store_driver ? d->store_driver : RQ_STORE_DEFAULT_DRIVER;
+    c->store_params = d->store_driver ? d->store_params : RQ_STORE_DEFAULT_PARAMS;
+    c->delay_min = apr_time_from_msec(d->delay_min_ms >= 0 ? d->delay_min_ms : 1);
+    c->delay_max = apr_time_from_msec(d->delay_max_ms >= 0 ? d->delay_max_ms : 200);
+    c->max_body = d->max_body >= 0 ? d->max_body : 65536;
+    c->queue_url = d->queue_url;
+    c->region = d->region;
+    c->endpoint = d->endpoint;
+    c->env_file = d->env_file;
+    c->daemon_socket = d->daemon_socket ? d->daemon_socket : RQ_SOCKET_DEFAULT;
+    c->timeout = apr_time_from_sec(d->timeout_s >= 0 ? d->timeout_s : 30);
+}
+
+/* Parses a whole decimal number within [lo, hi]; returns 0 when it is not one. */
+static int number_parse(apr_int64_t *pn, const char *s, apr_int64_t lo, apr_int64_t hi)
+{
+    char *end = NULL;
+    apr_int64_t n;
+
+    if (!s || !apr_isdigit(*s)) {
+        return 0;
+    }
+    errno = 0;
+    n = apr_strtoi64(s, &end, 10);
+    if (errno || *end || n < lo || n > hi) {
+        return 0;
+    }
+    *pn = n;
+    return 1;
+}
+
+static const char *cmd_mode(cmd_parms *cmd, void *dconf, const char *arg)
+{
+    raceq_dir_t *d = dconf;
+
+    if (strcasecmp(arg, "race") == 0) {
+        d->mode = RQ_MODE_RACE;
+    }
+    else if (strcasecmp(arg, "fifo") == 0) {
+        d->mode = RQ_MODE_FIFO;
+    }
+    else {
+        return apr_psprintf(cmd->pool, "%s must be 'race' or 'fifo', not '%s'",
+                            cmd->cmd->name, arg);
+    }
+    return NULL;
+}
+
+static int driver_name_ok(const char *s)
+{
+    if (!*s) {
+        return 0;
+    }
+    for (; *s; s++) {
+        if (!apr_islower(*s) && !apr_isdigit(*s) && *s != '_') {
+            return 0;
+        }
+    }
+    return 1;
+}
+
+static const char *store_params_take(apr_pool_t *p, const char *args)
+{
+    while (apr_isspace(*args)) {
+        args++;
+    }
+    if (*args == '"' || *args == '\'') {
+        return ap_getword_conf(p, &args);
+    }
+    return apr_pstrdup(p, args);
+}
+
+static int sqlite_is_file(const char *params)
+{
+    return strcmp(params, ":memory:") != 0 && strncmp(params, "file:", 5) != 0;
+}
+
+static const char *cmd_store(cmd_parms *cmd, void *dconf, const char *args)
+{
+    raceq_dir_t *d = dconf;
+    const char *driver = ap_getword_conf(cmd->pool, &args);
+    const char *params = store_params_take(cmd->pool, args);
+    const apr_dbd_driver_t *drv = NULL;
+    apr_status_t rv;
+
+    if (!driver_name_ok(driver) || !*params) {
+        return apr_psprintf(cmd->pool, "%s needs an apr_dbd driver and its parameters, "
+                            "e.g. '%s sqlite3 /var/lib/raceq/toy.db'",
+                            cmd->cmd->name, cmd->cmd->name);
+    }
+
+    apr_dbd_init(cmd->pool);
+    rv = apr_dbd_get_driver(cmd->pool, driver, &drv);
+    if (rv != APR_SUCCESS) {
+        return apr_psprintf(cmd->pool, "%s: the apr_dbd driver '%s' is not available "
+                            "(on Debian, install libaprutil1-dbd-%s)",
+                            cmd->cmd->name, driver, driver);
+    }
+
+    if (strcmp(driver, "sqlite3") == 0 && sqlite_is_file(params)) {
+        params = ap_server_root_relative(cmd->pool, params);
+        if (!params) {
+            return apr_psprintf(cmd->pool, "%s: invalid database path", cmd->cmd->name);
+        }
+        if (sqlite_paths) {
+            APR_ARRAY_PUSH(sqlite_paths, const char *) = params;
+        }
+    }
+    d->store_driver = driver;
+    d->store_params = params;
+    return NULL;
+}
+
+static const char *cmd_delay(cmd_parms *cmd, void *dconf, const char *lo, const char *hi)
+{
+    raceq_dir_t *d = dconf;
+    apr_int64_t min;
+    apr_int64_t max;
+
+    if (!number_parse(&min, lo, 0, RQ_DELAY_MAX_MS) ||
+        !number_parse(&max, hi, 0, RQ_DELAY_MAX_MS)) {
+        return apr_psprintf(cmd->pool, "%s takes two whole numbers of milliseconds "
+                            "between 0 and %d, e.g. '%s 1 200'",
+                            cmd->cmd->name, RQ_DELAY_MAX_MS, cmd->cmd->name);
+    }
+    if (min > max) {
+        return apr_psprintf(cmd->pool, "%s: the minimum (%s ms) is larger than the "
+                            "maximum (%s ms)", cmd->cmd->name, lo, hi);
+    }
+    d->delay_min_ms = (int)min;
+    d->delay_max_ms = (int)max;
+    return NULL;
+}
+
+static const char *cmd_max_body(cmd_parms *cmd, void *dconf, const char *arg)
+{
+    raceq_dir_t *d = dconf;
+    apr_int64_t n;
+
+    if (!number_parse(&n, arg, 1, RQ_BODY_LIMIT)) {
+        return apr_psprintf(cmd->pool, "%s takes a number of bytes between 1 and %d "
+                            "(the largest SQS message), not '%s'",
+                            cmd->cmd->name, RQ_BODY_LIMIT, arg);
+    }
+    d->max_body = (apr_off_t)n;
+    return NULL;
+}
+
+static const char *cmd_timeout(cmd_parms *cmd, void *dconf, const char *arg)
+{
+    raceq_dir_t *d = dconf;
+    apr_int64_t n;
+
+    if (!number_parse(&n, arg, 1, RQ_TIMEOUT_MAX)) {
+        return apr_psprintf(cmd->pool, "%s takes a number of seconds between 1 and %d, "
+                            "not '%s'", cmd->cmd->name, RQ_TIMEOUT_MAX, arg);
+    }
+    d->timeout_s = (int)n;
+    return NULL;
+}
+
+static const char *url_check(cmd_parms *cmd, const char *arg)
+{
+    apr_uri_t uri;
+
+    if (apr_uri_parse(cmd->pool, arg, &uri) != APR_SUCCESS || !uri.scheme || !uri.hostname ||
+        (strcasecmp(uri.scheme, "http") != 0 && strcasecmp(uri.scheme, "https") != 0)) {
+        return apr_psprintf(cmd->pool, "%s takes an http:// or https:// URL, not '%s'",
+                            cmd->cmd->name, arg);
+    }
+    return NULL;
+}
+
+static const char *cmd_queue_url(cmd_parms *cmd, void *dconf, const char *arg)
+{
+    const char *err = url_check(cmd, arg);
+
+    if (!err) {
+        ((raceq_dir_t *)dconf)->queue_url = arg;
+    }
+    return err;
+}
+
+static const char *cmd_endpoint(cmd_parms *cmd, void *dconf, const char *arg)
+{
+    const char *err = url_check(cmd, arg);
+
+    if (!err) {
+        ((raceq_dir_t *)dconf)->endpoint = arg;
+    }
+    return err;
+}
+
+static const char *cmd_region(cmd_parms *cmd, void *dconf, const char *arg)
+{
+    const char *s;
+
+    for (s = arg; *s; s++) {
+        if (!apr_islower(*s) && !apr_isdigit(*s) && *s != '-') {
+            break;
+        }
+    }
+    if (!*arg || *s || strlen(arg) > 64) {
+        return apr_psprintf(cmd->pool, "%s takes an AWS region name such as 'eu-west-1', "
+                            "not '%s'", cmd->cmd->name, arg);
+    }
+    ((raceq_dir_t *)dconf)->region = arg;
+    return NULL;
+}
+
+static const char *cmd_env_file(cmd_parms *cmd, void *dconf, const char *arg)
+{
+    const char *path = ap_server_root_relative(cmd->pool, arg);
+
+    if (!path || !*arg) {
+        return apr_psprintf(cmd->pool, "%s: invalid path '%s'", cmd->cmd->name, arg);
+    }
+    ((raceq_dir_t *)dconf)->env_file = path;
+    return NULL;
+}
+
+static const char *cmd_daemon_socket(cmd_parms *cmd, void *dconf, const char *arg)
+{
+    const char *path = ap_runtime_dir_relative(cmd->pool, arg);
+
+    if (!path || !*arg) {
+        return apr_psprintf(cmd->pool, "%s: invalid path '%s'", cmd->cmd->name, arg);
+    }
+    if (strlen(path) > 107) {
+        return apr_psprintf(cmd->pool, "%s: '%s' is longer than a Unix socket path may be "
+                            "(107 bytes)", cmd->cmd->name, path);
+    }
+    ((raceq_dir_t *)dconf)->daemon_socket = path;
+    return NULL;
+}
+
+static const command_rec raceq_cmds[] = {
+    AP_INIT_TAKE1("RaceQMode", cmd_mode, NULL, RSRC_CONF | ACCESS_CONF,
+                  "race (apply at once, concurrently) or fifo (through the SQS FIFO queue)"),
+    AP_INIT_RAW_ARGS("RaceQStore", cmd_store, NULL, RSRC_CONF | ACCESS_CONF,
+                     "apr_dbd driver and parameters of the store, e.g. sqlite3 /path/toy.db"),
+    AP_INIT_TAKE2("RaceQApplyDelay", cmd_delay, NULL, RSRC_CONF | ACCESS_CONF,
+                  "the toy write's random duration: MIN_MS MAX_MS"),
+    AP_INIT_TAKE1("RaceQMaxBody", cmd_max_body, NULL, RSRC_CONF | ACCESS_CONF,
+                  "largest request body accepted, in bytes"),
+    AP_INIT_TAKE1("RaceQQueueURL", cmd_queue_url, NULL, RSRC_CONF | ACCESS_CONF,
+                  "URL of the SQS FIFO queue (else AWS_FIFO_URL)"),
+    AP_INIT_TAKE1("RaceQRegion", cmd_region, NULL, RSRC_CONF | ACCESS_CONF,
+                  "AWS region of the queue"),
+    AP_INIT_TAKE1("RaceQEndpoint", cmd_endpoint, NULL, RSRC_CONF | ACCESS_CONF,
+                  "SQS endpoint URL (else AWS_ENDPOINT_URL_SQS, AWS_ENDPOINT_URL)"),
+    AP_INIT_TAKE1("RaceQEnvFile", cmd_env_file, NULL, RSRC_CONF | ACCESS_CONF,
+                  "a .env file with AWS settings"),
+    AP_INIT_TAKE1("RaceQDaemonSocket", cmd_daemon_socket, NULL, RSRC_CONF | ACCESS_CONF,
+                  "the Unix socket of raceqd"),
+    AP_INIT_TAKE1("RaceQTimeout", cmd_timeout, NULL, RSRC_CONF | ACCESS_CONF,
+                  "seconds a fifo request waits for its write"),
+    { NULL }
+};
+
+/* --- stores -------------------------------------------------------------- */
+
+static apr_status_t store_cache_reset(void *data)
+{
+    (void)data;
+    store_cache = NULL;
+    store_mutex = NULL;
+    store_pool = NULL;
+    return APR_SUCCESS;
+}
+
+static apr_status_t store_get(rq_store_t **pstore, apr_pool_t *p, const raceq_conf_t *c)
+{
+    const char *key = apr_pstrcat(p, c->store_driver, "\n", c->store_params, NULL);
+    apr_status_t rv = APR_SUCCESS;
+
+    *pstore = NULL;
+    if (!store_cache) {
+        return APR_EINIT;
+    }
+    apr_thread_mutex_lock(store_mutex);
+    *pstore = apr_hash_get(store_cache, key, APR_HASH_KEY_STRING);
+    if (!*pstore) {
+        rv = rq_store_open(pstore, store_pool, c->store_driver, c->store_params);
+        if (rv == APR_SUCCESS) {
+            key = apr_pstrdup(store_pool, key);
+            apr_hash_set(store_cache, key, APR_HASH_KEY_STRING, *pstore);
+        }
+    }
+    apr_thread_mutex_unlock(store_mutex);
+    return rv;
+}
+
+/*
+ * Started as root, httpd makes the directories of its SQLite stores, owned
+ * by the User it serves as, so that the children can create the database.
+ */
+static void sqlite_dir_prepare(apr_pool_t *p, server_rec *s, const char *path)
+{
+    const char *slash = strrchr(path, '/');
+    const char *dir;
+    apr_finfo_t fi;
+    apr_status_t rv;
+
+    if (!slash || slash == path) {
+        return;
+    }
+    dir = apr_pstrndup(p, path, (apr_size_t)(slash - path));
+    if (apr_stat(&fi, dir, APR_FINFO_TYPE, p) == APR_SUCCESS) {
+        return;
+    }
+    rv = apr_dir_make_recursive(dir, APR_FPROT_OS_DEFAULT, p);
+    if (rv == APR_SUCCESS && chown(dir, ap_unixd_config.user_id, ap_unixd_config.group_id)) {
+        rv = APR_FROM_OS_ERROR(errno);
+    }
+    if (rv != APR_SUCCESS) {
+        ap_log_error(APLOG_MARK, APLOG_WARNING, rv, s,
+                     "RQ11001: cannot prepare the directory %s of the store %s; the "
+                     "children may fail to create the database", dir, path);
+    }
+}
+
+/* --- responses ----------------------------------------------------------- */
+
+static int body_send(raceq_req_t *q, int status, const char *json)
+{
+    request_rec *r = q->r;
+
+    q->answered = 1;
+    r->status = status;
+    ap_set_content_type(r, "application/json");
+    if (!q->body_done) {
+        /* An unread body is not drained: close the connection after answering. */
+        r->connection->keepalive = AP_CONN_CLOSE;
+    }
+    ap_rwrite(json, (int)strlen(json), r);
+    return OK;
+}
+
+/* Every error: {"status":N,"error":"<sentence>","field":"<field>"|null}. */
+static int error_send(raceq_req_t *q, int status, const char *field, const char *msg)
+{
+    json_t *o = json_pack("{s:i, s:s, s:s?}", "status", status, "error", msg, "field", field);
+    char *s = o ? json_dumps(o, JSON_PRESERVE_ORDER | JSON_COMPACT) : NULL;
+    int rc;
+
+    ap_log_rerror(APLOG_MARK, APLOG_DEBUG, 0, q->r, "RQ11002: answering %d: %s%s%s", status,
+                  msg, field ? " (field " : "", field ? apr_pstrcat(q->r->pool, field, ")",
+                                                                   NULL) : "");
+    rc = body_send(q, status, s ? s : "{\"status\":500}");
+    free(s);
+    json_decref(o);
+    return rc;
+}
+
+static int method_refuse(raceq_req_t *q, const char *allow)
+{
+    apr_table_setn(q->r->headers_out, "Allow", allow);
+    return error_send(q, HTTP_METHOD_NOT_ALLOWED, NULL,
+                      apr_psprintf(q->r->pool, "method %s is not allowed here; use %s",
+                                   q->r->method, allow));
+}
+
+static int fault_send(raceq_req_t *q, apr_status_t rv, const char *what)
+{
+    ap_log_rerror(APLOG_MARK, APLOG_ERR, rv, q->r, "RQ11003: %s (store %s %s)", what,
+                  q->conf.store_driver, q->conf.store_params);
+    return error_send(q, HTTP_INTERNAL_SERVER_ERROR, NULL,
+                      "the write could not be completed; see the server's error log");
+}
+
+/* --- POST <location> ----------------------------------------------------- */
+
+static int content_type_ok(request_rec *r)
+{
+    const char *ct = apr_table_get(r->headers_in, "Content-Type");
+    apr_size_t len;
+
+    if (!ct) {
+        return 0;
+    }
+    while (apr_isspace(*ct)) {
+        ct++;
+    }
+    len = strcspn(ct, ";");
+    while (len > 0 && apr_isspace(ct[len - 1])) {
+        len--;
+    }
+    return len == 16 && strncasecmp(ct, "application/json", 16) == 0;
+}
+
+static int too_large(raceq_req_t *q)
+{
+    return error_send(q, HTTP_REQUEST_ENTITY_TOO_LARGE, NULL,
+                      apr_psprintf(q->r->pool, "the request body is larger than %"
+                                   APR_OFF_T_FMT " bytes (RaceQMaxBody)", q->conf.max_body));
+}
+
+/* Reads the body, dechunked, never past RaceQMaxBody + 1 bytes. */
+static int body_read(raceq_req_t *q, const char **pbody, apr_size_t *plen)
+{
+    request_rec *r = q->r;
+    apr_size_t max = (apr_size_t)q->conf.max_body;
+    apr_size_t len = 0;
+    char *buf;
+    long n;
+    int rc;
+
+    rc = ap_setup_client_block(r, REQUEST_CHUNKED_DECHUNK);
+    if (rc != OK) {
+        return error_send(q, rc, NULL, "the request body cannot be read");
+    }
+    if (r->remaining > q->conf.max_body) {
+        return too_large(q);
+    }
+
+    buf = apr_palloc(r->pool, max + 1);
+    if (ap_should_client_block(r)) {
+        while ((n = ap_get_client_block(r, buf + len, max + 1 - len)) > 0) {
+            len += (apr_size_t)n;
+            if (len > max) {
+                return too_large(q);
+            }
+        }
+        if (n < 0) {
+            return error_send(q, HTTP_BAD_REQUEST, NULL, "the request body cannot be read");
+        }
+    }
+    q->body_done = 1;
+    *pbody = buf;
+    *plen = len;
+    return OK;
+}
+
+static int race_apply(raceq_req_t *q, const rq_payload_t *pl)
+{
+    rq_store_t *store = NULL;
+    rq_apply_t a;
+    apr_status_t rv;
+
+    rv = store_get(&store, q->r->pool, &q->conf);
+    if (rv != APR_SUCCESS) {
+        return fault_send(q, rv, "the store cannot be opened");
+    }
+
+    a.payload = pl;
+    a.seq = NULL;
+    a.delay_min = q->conf.delay_min;
+    a.delay_max = q->conf.delay_max;
+    rv = rq_store_apply_race(store, q->r->pool, &a);
+    if (rv == RQ_STORE_EDUPLICATE) {
+        return error_send(q, HTTP_CONFLICT, "req_id", "req_id has already been applied");
+    }
+    if (rv != APR_SUCCESS) {
+        return fault_send(q, rv, "the write failed");
+    }
+    return body_send(q, HTTP_OK, pl->json);
+}
+
+/* fifo mode is not part of this build yet. */
+static int fifo_apply(raceq_req_t *q, const rq_payload_t *pl)
+{
+    (void)pl;
+    return error_send(q, HTTP_NOT_IMPLEMENTED, NULL, "fifo mode is not available in this build");
+}
+
+static int post_handle(raceq_req_t *q)
+{
+    rq_payload_t *pl = NULL;
+    rq_payload_error_t err;
+    const char *body = NULL;
+    apr_size_t len = 0;
+    int rc;
+
+    if (q->r->method_number != M_POST) {
+        return method_refuse(q, "POST");
+    }
+    if (!content_type_ok(q->r)) {
+        return error_send(q, HTTP_UNSUPPORTED_MEDIA_TYPE, NULL,
+                          "the request body must be sent as Content-Type application/json");
+    }
+
+    rc = body_read(q, &body, &len);
+    if (q->answered) {
+        return rc;
+    }
+
+    if (rq_payload_parse(&pl, &err, q->r->pool, body, len) != APR_SUCCESS) {
+        return error_send(q, HTTP_BAD_REQUEST, err.field, err.message);
+    }
+
+    if (q->conf.mode == RQ_MODE_FIFO) {
+        return fifo_apply(q, pl);
+    }
+    return race_apply(q, pl);
+}
+
+/* --- GET <location>/users/<user_id> -------------------------------------- */
+
+static int hex_value(char c)
+{
+    if (apr_isdigit(c)) {
+        return c - '0';
+    }
+    c = (char)apr_tolower(c);
+    return c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
+}
+
+/* Decodes %XX escapes (all of them, %2F too); refuses bad escapes and %00. */
+static int id_decode(char **pout, apr_pool_t *p, const char *raw)
+{
+    char *out = apr_palloc(p, strlen(raw) + 1);
+    char *o = out;
+
+    while (*raw) {
+        if (*raw != '%') {
+            *o++ = *raw++;
+            continue;
+        }
+        if (hex_value(raw[1]) < 0 || hex_value(raw[2]) < 0) {
+            return 0;
+        }
+        *o = (char)(hex_value(raw[1]) * 16 + hex_value(raw[2]));
+        if (*o++ == '\0') {
+            return 0;
+        }
+        raw += 3;
+    }
+    *o = '\0';
+    *pout = out;
+    return 1;
+}
+
+static int user_handle(raceq_req_t *q, const char *raw)
+{
+    rq_payload_error_t err;
+    rq_store_t *store = NULL;
+    const char *json = NULL;
+    char *user_id = NULL;
+    apr_status_t rv;
+
+    if (q->r->method_number != M_GET) {
+        return method_refuse(q, "GET");
+    }
+    if (!id_decode(&user_id, q->r->pool, raw)) {
+        return error_send(q, HTTP_BAD_REQUEST, "user_id", "user_id is not validly URL-encoded");
+    }
+    if (rq_payload_check_id(&err, q->r->pool, "user_id", user_id, strlen(user_id)) !=
+        APR_SUCCESS) {
+        return error_send(q, HTTP_BAD_REQUEST, err.field, err.message);
+    }
+
+    rv = store_get(&store, q->r->pool, &q->conf);
+    if (rv == APR_SUCCESS) {
+        rv = rq_store_user_json(&json, store, q->r->pool, user_id);
+    }
+    if (rv != APR_SUCCESS) {
+        return fault_send(q, rv, "the user cannot be read");
+    }
+    return body_send(q, HTTP_OK, json);
+}
+
+/* --- routing and hooks --------------------------------------------------- */
+
+/*
+ * The location's own path takes POST; <location>/users/<id> takes GET.
+ * Matching uses the raw path so that an id may hold escaped characters.
+ * Where the section has no plain path (LocationMatch, Directory) the last
+ * "/users/<id>" of the path is taken.
+ */
+static int route(raceq_req_t *q)
+{
+    const char *path = q->r->parsed_uri.path ? q->r->parsed_uri.path : q->r->uri;
+    const char *base = q->conf.location;
+    apr_size_t blen = base ? strlen(base) : 0;
+    const char *rest;
+    const char *users;
+
+    while (blen > 0 && base[blen - 1] == '/') {
+        blen--;
+    }
+    if (base && *base == '/' && strncmp(path, base, blen) == 0) {
+        rest = path + blen;
+    }
+    else {
+        users = strstr(path, RQ_USERS_PATH);
+        while (users && strstr(users + 1, RQ_USERS_PATH)) {
+            users = strstr(users + 1, RQ_USERS_PATH);
+        }
+        rest = users && !strchr(users + strlen(RQ_USERS_PATH), '/') ? users : "";
+    }
+
+    if (*rest == '\0' || strcmp(rest, "/") == 0) {
+        return post_handle(q);
+    }
+    if (strncmp(rest, RQ_USERS_PATH, strlen(RQ_USERS_PATH)) == 0) {
+        rest += strlen(RQ_USERS_PATH);
+        if (*rest && !strchr(rest, '/')) {
+            return user_handle(q, rest);
+        }
+    }
+    return error_send(q, HTTP_NOT_FOUND, NULL, "no such resource");
+}
+
+static int raceq_handler(request_rec *r)
+{
+    raceq_req_t q;
+    int rc;
+
+    if (!r->handler || strcmp(r->handler, RQ_HANDLER) != 0) {
+        return DECLINED;
+    }
+
+    memset(&q, 0, sizeof(q));
+    q.r = r;
+    conf_get(&q.conf, r);
+    log_r = r;
+    rc = route(&q);
+    log_r = NULL;
+    return rc;
+}
+
+static int raceq_pre_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp)
+{
+    (void)plog;
+    (void)ptemp;
+    sqlite_paths = apr_array_make(pconf, 4, sizeof(const char *));
+    return OK;
+}
+
+static int raceq_post_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp,
+                             server_rec *s)
+{
+    const apr_dbd_driver_t *drv = NULL;
+    int i;
+
+    (void)plog;
+    log_attach(s);
+
+    /* Load the default driver before the children start. */
+    apr_dbd_init(pconf);
+    apr_dbd_get_driver(pconf, RQ_STORE_DEFAULT_DRIVER, &drv);
+
+    if (geteuid() != 0) {
+        return OK;
+    }
+    sqlite_dir_prepare(ptemp, s, RQ_STORE_DEFAULT_PARAMS);
+    for (i = 0; sqlite_paths && i < sqlite_paths->nelts; i++) {
+        sqlite_dir_prepare(ptemp, s, APR_ARRAY_IDX(sqlite_paths, i, const char *));
+    }
+    return OK;
+}
+
+/* Stores are opened from request threads: their pool's allocator is locked. */
+static apr_status_t store_pool_make(apr_pool_t **pp, apr_pool_t *pchild)
+{
+    apr_allocator_t *alloc;
+    apr_thread_mutex_t *mutex;
+    apr_status_t rv;
+
+    rv = apr_allocator_create(&alloc);
+    if (rv != APR_SUCCESS) {
+        return rv;
+    }
+    rv = apr_pool_create_ex(pp, pchild, NULL, alloc);
+    if (rv != APR_SUCCESS) {
+        apr_allocator_destroy(alloc);
+        return rv;
+    }
+    apr_allocator_owner_set(alloc, *pp);
+    rv = apr_thread_mutex_create(&mutex, APR_THREAD_MUTEX_DEFAULT, *pp);
+    if (rv == APR_SUCCESS) {
+        apr_allocator_mutex_set(alloc, mutex);
+    }
+    return rv;
+}
+
+static void raceq_child_init(apr_pool_t *pchild, server_rec *s)
+{
+    apr_pool_t *sp = NULL;
+    apr_status_t rv;
+
+    log_attach(s);
+    rv = store_pool_make(&sp, pchild);
+    if (rv == APR_SUCCESS) {
+        rv = apr_thread_mutex_create(&store_mutex, APR_THREAD_MUTEX_DEFAULT, sp);
+    }
+    if (rv != APR_SUCCESS) {
+        ap_log_error(APLOG_MARK, APLOG_CRIT, rv, s,
+                     "RQ11004: cannot set up the store cache; requests will fail");
+        return;
+    }
+    store_pool = sp;
+    store_cache = apr_hash_make(sp);
+    apr_pool_cleanup_register(sp, NULL, store_cache_reset, apr_pool_cleanup_null);
+}
+
+static void raceq_register_hooks(apr_pool_t *p)
+{
+    (void)p;
+    ap_hook_pre_config(raceq_pre_config, NULL, NULL, APR_HOOK_MIDDLE);
+    ap_hook_post_config(raceq_post_config, NULL, NULL, APR_HOOK_MIDDLE);
+    ap_hook_child_init(raceq_child_init, NULL, NULL, APR_HOOK_MIDDLE);
+    ap_hook_handler(raceq_handler, NULL, NULL, APR_HOOK_MIDDLE);
+}
+
+module AP_MODULE_DECLARE_DATA raceq_module = {
+    STANDARD20_MODULE_STUFF,
+    dir_create,
+    dir_merge,
+    NULL,
+    NULL,
+    raceq_cmds,
+    raceq_register_hooks,
+    AP_MODULE_FLAG_NONE
+};

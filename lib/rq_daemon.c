@@ -26,10 +26,6 @@
 #include "rq_store.h"
 #include "rq_wait.h"
 
-#ifndef RQ_SQS_EPARTIAL
-#define RQ_SQS_EPARTIAL (RQ_SQS_ERR_BASE + 9)
-#endif
-
 enum { MSG_SCHED, MSG_DELETE, MSG_RELEASE };
 
 typedef struct dmsg_t dmsg_t;

@@ -89,17 +89,100 @@ static const char *duplicate_message(apr_pool_t *p, const json_error_t *jerr)
     return apr_psprintf(p, "the body has a duplicate key: %.*s", (int)len, near);
 }
 
-static apr_status_t load_refuse(rq_payload_error_t *err, apr_pool_t *p,
-                                const json_error_t *jerr)
+static const char *id_field_name(const char *s, apr_size_t len)
 {
+    if (s && len == 6 && memcmp(s, "req_id", 6) == 0) {
+        return "req_id";
+    }
+    if (s && len == 7 && memcmp(s, "user_id", 7) == 0) {
+        return "user_id";
+    }
+    return NULL;
+}
+
+/*
+ * Which id a refusal at byte pos belongs to: the top-level member whose value
+ * holds pos (want_key 0), or the top-level key just read (want_key 1, for
+ * duplicates). NULL when it is neither req_id nor user_id.
+ */
+static const char *field_at(const char *body, apr_size_t len, apr_size_t pos, int want_key)
+{
+    const char *str = NULL;
+    const char *key = NULL;
+    apr_size_t str_len = 0;
+    apr_size_t key_len = 0;
+    apr_size_t start = 0;
+    apr_size_t i;
+    int depth = 0;
+    int in_string = 0;
+
+    for (i = 0; i < len && i < pos; i++) {
+        char c = body[i];
+
+        if (in_string) {
+            if (c == '\\') {
+                i++;
+            }
+            else if (c == '"') {
+                in_string = 0;
+                str = depth == 1 ? body + start : str;
+                str_len = depth == 1 ? i - start : str_len;
+            }
+            continue;
+        }
+        if (c == '"') {
+            in_string = 1;
+            start = i + 1;
+        }
+        else if (c == '{' || c == '[') {
+            depth++;
+        }
+        else if (c == '}' || c == ']') {
+            depth--;
+        }
+        else if (c == ':' && depth == 1) {
+            key = str;
+            key_len = str_len;
+        }
+        else if (c == ',' && depth == 1) {
+            key = NULL;
+        }
+    }
+    if (depth != 1) {
+        return NULL;
+    }
+    if (want_key) {
+        return in_string ? NULL : id_field_name(str, str_len);
+    }
+    return id_field_name(key, key_len);
+}
+
+static apr_status_t nul_refuse(rq_payload_error_t *err, apr_pool_t *p, const char *field)
+{
+    if (field) {
+        return payload_refuse(err, field,
+                              apr_pstrcat(p, field, " must not contain NUL characters", NULL));
+    }
+    return payload_refuse(err, NULL, "the body must not contain NUL characters (\\u0000)");
+}
+
+static apr_status_t load_refuse(rq_payload_error_t *err, apr_pool_t *p, const char *body,
+                                apr_size_t len, const json_error_t *jerr)
+{
+    apr_size_t pos = jerr->position > 0 ? (apr_size_t)jerr->position : 0;
+    const char *field;
+
     switch (json_error_code(jerr)) {
     case json_error_invalid_utf8:
-        return payload_refuse(err, NULL, "the body is not valid UTF-8");
+        field = field_at(body, len, pos, 0);
+        return payload_refuse(err, field, field ? apr_pstrcat(p, field, " is not valid UTF-8",
+                                                              NULL)
+                                                : "the body is not valid UTF-8");
     case json_error_null_character:
     case json_error_null_byte_in_key:
-        return payload_refuse(err, NULL, "the body must not contain NUL characters (\\u0000)");
+        return nul_refuse(err, p, field_at(body, len, pos, 0));
     case json_error_duplicate_key:
-        return payload_refuse(err, NULL, duplicate_message(p, jerr));
+        return payload_refuse(err, field_at(body, len, pos, 1), duplicate_message(p, jerr));
     case json_error_stack_overflow:
         return payload_refuse(err, NULL, "the body is nested too deeply");
     case json_error_numeric_overflow:
@@ -169,14 +252,16 @@ static apr_status_t body_load(json_t **proot, rq_payload_error_t *err, apr_pool_
                               const char *body, apr_size_t len)
 {
     json_error_t jerr;
+    const char *nul;
     json_t *root;
 
     *proot = NULL;
     if (len == 0) {
         return payload_refuse(err, NULL, "the body is empty");
     }
-    if (memchr(body, '\0', len)) {
-        return payload_refuse(err, NULL, "the body must not contain NUL bytes");
+    nul = memchr(body, '\0', len);
+    if (nul) {
+        return nul_refuse(err, p, field_at(body, len, (apr_size_t)(nul - body) + 1, 0));
     }
     if (body_depth_exceeds(body, len, RQ_PAYLOAD_DEPTH_MAX)) {
         return payload_refuse(err, NULL, "the body is nested too deeply");
@@ -184,7 +269,7 @@ static apr_status_t body_load(json_t **proot, rq_payload_error_t *err, apr_pool_
 
     root = json_loadb(body, len, JSON_REJECT_DUPLICATES | JSON_DECODE_ANY, &jerr);
     if (!root) {
-        return load_refuse(err, p, &jerr);
+        return load_refuse(err, p, body, len, &jerr);
     }
     apr_pool_cleanup_register(p, root, json_release, apr_pool_cleanup_null);
 

@@ -459,12 +459,13 @@ static apr_status_t sqs_headers(apr_array_header_t **phdrs, rq_sqs_t *sqs, apr_p
     rq_creds_t creds;
     char date[17];
     const char *authz;
+    const char *why = NULL;
     apr_status_t rv;
 
-    rv = rq_creds_get(&creds, p, sqs->opts.creds);
+    rv = rq_creds_get_ex(&creds, &why, p, sqs->opts.creds);
     if (rv != APR_SUCCESS) {
         sqs_error_set(sqs, 0, "MissingCredentials", "MissingCredentials",
-                      "no AWS credentials could be found");
+                      why ? why : "no AWS credentials could be found");
         return RQ_SQS_ECREDS;
     }
 
@@ -621,7 +622,8 @@ static apr_status_t sqs_call(json_t **preply, rq_sqs_t *sqs, apr_pool_t *p, cons
     for (attempt = 1;; attempt++) {
         rv = sqs_attempt(preply, sqs, p, &call);
         sqs->err.attempts = attempt;
-        if (rv == APR_SUCCESS || !sqs_status_retryable(sqs, rv) || attempt >= sqs->opts.max_attempts) {
+        if (rv == APR_SUCCESS || !sqs_status_retryable(sqs, rv)
+            || attempt >= sqs->opts.max_attempts) {
             break;
         }
         delay = sqs_backoff(sqs, attempt);

@@ -57,7 +57,7 @@ static void usage(FILE *out)
 
     fprintf(out, "usage: raceq-sqs [options] COMMAND [ARG]\n\n"
                  "commands:\n"
-                 "  create-queue NAME   create a queue (FIFO when NAME ends in .fifo), print its URL\n"
+                 "  create-queue NAME   create a queue (FIFO if NAME ends in .fifo), print its URL\n"
                  "  queue-url NAME      print the URL of a queue\n"
                  "  attributes          print the queue's attributes as JSON\n"
                  "  send BODY           send BODY (\"-\": standard input), print its id and\n"

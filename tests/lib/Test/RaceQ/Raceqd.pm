@@ -13,7 +13,8 @@ package Test::RaceQ::Raceqd;
 # environment (AWS_ENDPOINT_URL_SQS, AWS_REGION, keys, AWS_FIFO_URL) and the
 # placeholders $TEST_RACEQ_QUEUE_URL and, with idle_queue, $TEST_RACEQ_IDLE_URL:
 # a second FIFO queue that no daemon reads, so that a test can see whether
-# anything was sent to it.
+# anything was sent to it. env_queue => 0 leaves AWS_FIFO_URL out of httpd's
+# environment, so that blocks must name their queue (RaceQQueueURL).
 #
 # raceqd runs as httpd's User (www-data when the tests run as root), as it
 # must in production: SQLite in WAL mode creates its -wal and -shm files
@@ -34,7 +35,8 @@ use Test::RaceQ::Fauxqs;
 sub setup {
     my ($class, %a) = @_;
     my $self = bless { args => $a{args} // [], queue => $a{queue} // 'raceq-fifo.fifo',
-                       idle => $a{idle_queue}, daemon_on => $a{daemon} // 1 }, $class;
+                       idle => $a{idle_queue}, daemon_on => $a{daemon} // 1,
+                       env_queue => $a{env_queue} // 1 }, $class;
 
     add_service(name => 'fauxqs', start => sub { $self->fauxqs_start($_[0]) },
                 stop => sub { $self->fauxqs_stop });
@@ -53,7 +55,9 @@ sub fauxqs_start {
 
     $self->{fq} = Test::RaceQ::Fauxqs->start(queue => $self->{queue});
     $self->{idle_url} = $self->{fq}->create_queue('raceq-idle.fifo') if $self->{idle};
-    httpd_env(%{ $self->{fq}->env });
+    my %env = %{ $self->{fq}->env };
+    delete $env{AWS_FIFO_URL} unless $self->{env_queue};
+    httpd_env(%env);
     config_var(TEST_RACEQ_QUEUE_URL => $self->queue_url);
     config_var(TEST_RACEQ_IDLE_URL => $self->{idle_url}) if $self->{idle};
     config_var(TEST_RACEQ_SQS_ENDPOINT => $self->{fq}->endpoint);

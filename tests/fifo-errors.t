@@ -27,7 +27,7 @@ use Time::HiRes qw(sleep);
 my $svc = Test::RaceQ::Raceqd->setup(args => ['--apply-delay', '1500 1500'],
                                      idle_queue => 1, env_queue => 0);
 my $TMP = tmp_dir();
-my ($GraceKid, $GraceLogAt, $GraceN);
+my ($GraceKid, $GraceLogAt, $GraceN, @OldKids);
 
 # A socket file nobody listens on, as a crashed daemon leaves it.
 {
@@ -91,6 +91,7 @@ sub graceful_start {
     $GraceKid = $kid;
     Test::RaceQ::Raceqd::poll_until(sub { $svc->queue_depth > 0 }, 20)
         or die "the requests before the restart were not queued\n";
+    @OldKids = children_of($pid);
     kill 'USR1', $pid;
 }
 
@@ -154,8 +155,9 @@ sub check_graceful {
         }
     }
 
-    my $one = Test::RaceQ::Raceqd::poll_until(sub { children_of(Test::RaceQ::httpd_pid()) == 1 }, 30);
-    ok($one, "$name - the old generation's child exited");
+    ok(scalar @OldKids, "$name - children were running before the restart");
+    my $gone = Test::RaceQ::Raceqd::poll_until(sub { !grep { kill 0, $_ } @OldKids }, 30);
+    ok($gone, "$name - the old generation's children exited");
     my $log = Test::RaceQ::read_log_from($GraceLogAt);
     unlike($log, qr/exit signal|Segmentation|AH00052/, "$name - no child died on a signal");
     unlike($log, qr/\[[\w:]*(error|crit|alert|emerg)\]/, "$name - nothing at error level")

@@ -172,7 +172,7 @@ RaceQMode fifo
 RaceQDaemonSocket $TEST_RACEQ_SOCKET
 --- must_die
 --- error_log eval
-qr/RQ11013: RaceQMode fifo in <Location \/t> cannot work: no SQS queue URL is set: give RaceQQueueURL/
+qr/RQ11013: RaceQMode fifo in <Location \/t> cannot work: no SQS queue URL is set/
 
 === a queue URL in an enclosing Location is enough
 --- main_config

@@ -374,6 +374,9 @@ if is_on "$KEEP"; then
     trap on_keep_signal INT TERM
     while [ -z "$keep_wait_done" ]; do
         if ! kill -0 "$httpd_pid" 2>/dev/null || ! kill -0 "$raceqd_pid" 2>/dev/null; then
+            # Ctrl-C reaches the whole process group: raceqd may stop first.
+            sleep 0.5
+            [ -n "$keep_wait_done" ] && break
             echo "demo: httpd or raceqd stopped by itself" >&2
             log_tail "$tmp/error_log" "httpd's error_log"
             log_tail "$tmp/raceqd.log" "raceqd's log"

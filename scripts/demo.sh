@@ -56,16 +56,22 @@ die_usage() {
 
 is_uint() { [[ $1 =~ ^[0-9]{1,6}$ ]]; }
 
-is_uint "$USERS" && [ "$USERS" -ge 1 ] && [ "$USERS" -le 10000 ] \
-    || die_usage "USERS must be a number from 1 to 10000, not '$USERS'"
-is_uint "$PER_USER" && [ "$PER_USER" -ge 1 ] && [ "$PER_USER" -le 10000 ] \
-    || die_usage "PER_USER must be a number from 1 to 10000, not '$PER_USER'"
-[ $((USERS * PER_USER)) -le 100000 ] \
-    || die_usage "USERS x PER_USER must be at most 100000"
+in_range() { is_uint "$1" && [ "$1" -ge "$2" ] && [ "$1" -le "$3" ]; }
+
+if ! in_range "$USERS" 1 10000; then
+    die_usage "USERS must be a number from 1 to 10000, not '$USERS'"
+fi
+if ! in_range "$PER_USER" 1 10000; then
+    die_usage "PER_USER must be a number from 1 to 10000, not '$PER_USER'"
+fi
+if [ $((USERS * PER_USER)) -gt 100000 ]; then
+    die_usage "USERS x PER_USER must be at most 100000"
+fi
 read -r delay_min delay_max delay_rest <<<"$DELAY"
-is_uint "${delay_min:-x}" && is_uint "${delay_max:-x}" && [ -z "$delay_rest" ] \
-    && [ "$delay_min" -le "$delay_max" ] && [ "$delay_max" -le 600000 ] \
-    || die_usage "DELAY must be \"MIN MAX\" in milliseconds, MIN <= MAX <= 600000, not '$DELAY'"
+if ! in_range "${delay_min:-x}" 0 600000 || ! in_range "${delay_max:-x}" 0 600000 \
+    || [ -n "$delay_rest" ] || [ "$delay_min" -gt "$delay_max" ]; then
+    die_usage "DELAY must be \"MIN MAX\" in milliseconds, MIN <= MAX <= 600000, not '$DELAY'"
+fi
 
 # ---------------------------------------------------------------------------
 # What the demo needs from the build and the machine.
@@ -74,8 +80,14 @@ missing=""
 for f in bin/raceq-fire bin/raceqd bin/raceq-sqs .libs/mod_raceq.so; do
     [ -e "$f" ] || missing="$missing $f"
 done
-[ -n "$missing" ] && { echo "demo: not built:$missing; run 'make demo' (or 'make')" >&2; exit 3; }
-[ -x "$HTTPD" ] || { echo "demo: $HTTPD is missing; run scripts/deps.sh (package apache2)" >&2; exit 3; }
+if [ -n "$missing" ]; then
+    echo "demo: not built:$missing; run 'make demo' (or 'make')" >&2
+    exit 3
+fi
+if [ ! -x "$HTTPD" ]; then
+    echo "demo: $HTTPD is missing; run scripts/deps.sh (package apache2)" >&2
+    exit 3
+fi
 command -v perl >/dev/null || { echo "demo: perl is missing" >&2; exit 3; }
 
 # ---------------------------------------------------------------------------
@@ -91,7 +103,7 @@ stop_pid() {
     local pid=$1 name=$2 i
     [ -n "$pid" ] || return 0
     kill -TERM "$pid" 2>/dev/null || { wait "$pid" 2>/dev/null; return 0; }
-    for i in $(seq 1 150); do
+    for _ in $(seq 1 150); do
         kill -0 "$pid" 2>/dev/null || { wait "$pid" 2>/dev/null; return 0; }
         sleep 0.1
     done
@@ -114,6 +126,7 @@ cleanup() {
     tmp=""
 }
 
+# shellcheck disable=SC2317  # called from a trap
 on_signal() {
     local code=$1
     echo >&2
@@ -123,10 +136,12 @@ on_signal() {
 }
 
 keep_wait_done=""
+# shellcheck disable=SC2317  # called from a trap
 on_keep_signal() {
     keep_wait_done=1
 }
 
+# shellcheck disable=SC2317  # called from traps
 trap cleanup EXIT
 trap 'on_signal 130' INT
 trap 'on_signal 143' TERM
@@ -156,7 +171,8 @@ chmod 0755 "$tmp"
 # directory and the store (SQLite keeps -wal and -shm files beside it).
 run_as=""
 if [ "$(id -u)" -eq 0 ]; then
-    id www-data >/dev/null 2>&1 || fail_start "user www-data is missing (Debian's apache2 creates it)"
+    id www-data >/dev/null 2>&1 \
+        || fail_start "user www-data is missing (Debian's apache2 creates it)"
     chown www-data:www-data "$tmp"
     : >"$tmp/toy.db"
     chown www-data:www-data "$tmp/toy.db"
@@ -181,9 +197,10 @@ queue_url=""
 endpoint=""
 env_copy="$tmp/aws.env"
 
+# The value of KEY in a .env file (the last one), quotes removed.
 env_value() {
-    sed -n -E "s/^[[:space:]]*(export[[:space:]]+)?$1[[:space:]]*=[[:space:]]*['\"]?([^'\" #]*).*/\\2/p" \
-        "$2" | tail -n 1
+    local key="^[[:space:]]*(export[[:space:]]+)?$1[[:space:]]*=[[:space:]]*"
+    sed -n -E "s/${key}['\"]?([^'\" #]*).*/\\2/p" "$2" | tail -n 1
 }
 
 if [ -n "$ENV_FILE" ] && [ -f "$ENV_FILE" ] && [ -n "$(env_value AWS_FIFO_URL "$ENV_FILE")" ]; then
@@ -202,7 +219,7 @@ else
         2>"$tmp/fauxqs.log" &
     fauxqs_pid=$!
     exec 7>"$tmp/fauxqs.stdin"
-    for i in $(seq 1 150); do
+    for _ in $(seq 1 150); do
         [ -s "$tmp/fauxqs.port" ] && break
         kill -0 "$fauxqs_pid" 2>/dev/null || break
         sleep 0.1
@@ -237,7 +254,7 @@ raceqd_args=(--foreground --env-file "$env_copy" --store "sqlite3 $tmp/toy.db"
 # shellcheck disable=SC2086
 $run_as bin/raceqd "${raceqd_args[@]}" </dev/null >"$tmp/raceqd.out" 2>&1 7>&- &
 raceqd_pid=$!
-for i in $(seq 1 200); do
+for _ in $(seq 1 200); do
     [ -S "$tmp/raceqd.sock" ] && break
     kill -0 "$raceqd_pid" 2>/dev/null || break
     sleep 0.05
@@ -262,12 +279,11 @@ write_httpd_conf() {
 }
 
 start_httpd() {
-    local i
     : >"$tmp/error_log"
     [ "$(id -u)" -eq 0 ] && chown www-data:www-data "$tmp/error_log"
     "$HTTPD" -f "$tmp/httpd.conf" -DFOREGROUND </dev/null >"$tmp/httpd.out" 2>&1 7>&- &
     httpd_pid=$!
-    for i in $(seq 1 200); do
+    for _ in $(seq 1 200); do
         if ! kill -0 "$httpd_pid" 2>/dev/null; then
             wait "$httpd_pid" 2>/dev/null
             httpd_pid=""
@@ -284,7 +300,7 @@ start_httpd() {
 }
 
 started=""
-for attempt in 1 2 3; do
+for _ in 1 2 3; do
     http_port=$(free_port) || fail_start "no free loopback port"
     write_httpd_conf
     if start_httpd; then
@@ -363,7 +379,8 @@ fi
 if is_on "$KEEP"; then
     say ""
     say "The stack keeps running; Ctrl-C stops it. Try:"
-    say "  curl -s -H 'Content-Type: application/json' -d '{\"req_id\":\"k1\",\"user_id\":\"alice\"}' $base/fifo"
+    say "  curl -s -H 'Content-Type: application/json' \\"
+    say "       -d '{\"req_id\":\"k1\",\"user_id\":\"alice\"}' $base/fifo"
     say "  curl -s $base/fifo/users/alice"
     say "  bin/raceq-fire --url $base/race --users 10 --per-user 20"
     say "  bin/raceq-fire --url $base/fifo --users 10 --per-user 20"

@@ -100,7 +100,7 @@ fauxqs_pid=""
 stopping=""
 
 stop_pid() {
-    local pid=$1 name=$2 i
+    local pid=$1 name=$2
     [ -n "$pid" ] || return 0
     kill -TERM "$pid" 2>/dev/null || { wait "$pid" 2>/dev/null; return 0; }
     for _ in $(seq 1 150); do

@@ -27,8 +27,10 @@
 #include <apr_uri.h>
 #include <jansson.h>
 
+#include "rq_fifo.h"
 #include "rq_log.h"
 #include "rq_payload.h"
+#include "rq_sqs.h"
 #include "rq_store.h"
 
 APLOG_USE_MODULE(raceq);
@@ -92,6 +94,20 @@ typedef struct raceq_req_t {
 static apr_pool_t *store_pool;
 static apr_hash_t *store_cache;
 static apr_thread_mutex_t *store_mutex;
+
+/*
+ * fifo clients made in this child, one per distinct daemon socket and AWS
+ * settings, shared by its threads. A configuration that cannot work is
+ * remembered with its reason, so that it is not retried on every request.
+ */
+typedef struct fifo_entry_t {
+    rq_fifo_t *fifo;
+    const char *err;
+} fifo_entry_t;
+
+static apr_pool_t *fifo_pool;
+static apr_hash_t *fifo_cache;
+static apr_thread_mutex_t *fifo_mutex;
 
 /* SQLite files named in the configuration, so that their directories exist. */
 static apr_array_header_t *sqlite_paths;
@@ -517,12 +533,21 @@ static int body_send(raceq_req_t *q, int status, const char *json)
     return OK;
 }
 
-/* Every error: {"status":N,"error":"<sentence>","field":"<field>"|null}. */
-static int error_send(raceq_req_t *q, int status, const char *field, const char *msg)
+/*
+ * Every error: {"status":N,"error":"<sentence>","field":"<field>"|null},
+ * and "req_id" when the answer concerns a write that is still under way.
+ */
+static int error_send_id(raceq_req_t *q, int status, const char *field, const char *msg,
+                         const char *req_id)
 {
     json_t *o = json_pack("{s:i, s:s, s:s?}", "status", status, "error", msg, "field", field);
-    char *s = o ? json_dumps(o, JSON_PRESERVE_ORDER | JSON_COMPACT) : NULL;
+    char *s;
     int rc;
+
+    if (o && req_id) {
+        json_object_set_new(o, "req_id", json_string(req_id));
+    }
+    s = o ? json_dumps(o, JSON_PRESERVE_ORDER | JSON_COMPACT) : NULL;
 
     ap_log_rerror(APLOG_MARK, APLOG_DEBUG, 0, q->r, "RQ11002: answering %d: %s%s%s", status,
                   msg, field ? " (field " : "", field ? apr_pstrcat(q->r->pool, field, ")",
@@ -531,6 +556,11 @@ static int error_send(raceq_req_t *q, int status, const char *field, const char 
     free(s);
     json_decref(o);
     return rc;
+}
+
+static int error_send(raceq_req_t *q, int status, const char *field, const char *msg)
+{
+    return error_send_id(q, status, field, msg, NULL);
 }
 
 static int method_refuse(raceq_req_t *q, const char *allow)
@@ -637,11 +667,174 @@ static int race_apply(raceq_req_t *q, const rq_payload_t *pl)
     return body_send(q, HTTP_OK, pl->json);
 }
 
-/* fifo mode is not part of this build yet. */
+/* --- fifo mode ---------------------------------------------------------- */
+
+static void fifo_opts_fill(rq_fifo_opts_t *o, const raceq_conf_t *c)
+{
+    rq_fifo_opts_default(o);
+    o->socket_path = c->daemon_socket;
+    o->aws.queue_url = c->queue_url;
+    o->aws.region = c->region;
+    o->aws.endpoint = c->endpoint;
+    o->aws.env_file = c->env_file;
+}
+
+static const char *fifo_key(apr_pool_t *p, const raceq_conf_t *c)
+{
+    return apr_pstrcat(p, c->daemon_socket, "\n", c->queue_url ? c->queue_url : "", "\n",
+                       c->region ? c->region : "", "\n", c->endpoint ? c->endpoint : "",
+                       "\n", c->env_file ? c->env_file : "", NULL);
+}
+
+static apr_status_t fifo_cache_reset(void *data)
+{
+    (void)data;
+    fifo_cache = NULL;
+    fifo_mutex = NULL;
+    fifo_pool = NULL;
+    return APR_SUCCESS;
+}
+
+/* Called with fifo_mutex held; the entry and its key live in a pool of their own. */
+static fifo_entry_t *fifo_entry_make(const char *key, const raceq_conf_t *c)
+{
+    fifo_entry_t *e;
+    apr_pool_t *ep;
+    rq_fifo_opts_t o;
+    const char *err = NULL;
+
+    if (apr_pool_create(&ep, fifo_pool) != APR_SUCCESS) {
+        return NULL;
+    }
+    e = apr_pcalloc(ep, sizeof(*e));
+    fifo_opts_fill(&o, c);
+    if (rq_fifo_create(&e->fifo, &err, ep, &o) != APR_SUCCESS) {
+        e->fifo = NULL;
+        e->err = apr_pstrdup(ep, err ? err : "the fifo client cannot be set up");
+    }
+    apr_hash_set(fifo_cache, apr_pstrdup(ep, key), APR_HASH_KEY_STRING, e);
+    return e;
+}
+
+/* The fifo client for this configuration, made on first use in this child. */
+static apr_status_t fifo_get(rq_fifo_t **pfifo, const char **perr, apr_pool_t *p,
+                             const raceq_conf_t *c)
+{
+    const char *key = fifo_key(p, c);
+    fifo_entry_t *e;
+
+    *pfifo = NULL;
+    *perr = "the fifo client cache of this process is not set up";
+    if (!fifo_cache) {
+        return APR_EINIT;
+    }
+    apr_thread_mutex_lock(fifo_mutex);
+    e = apr_hash_get(fifo_cache, key, APR_HASH_KEY_STRING);
+    if (!e) {
+        e = fifo_entry_make(key, c);
+    }
+    apr_thread_mutex_unlock(fifo_mutex);
+    if (!e) {
+        return APR_ENOMEM;
+    }
+    if (!e->fifo) {
+        *perr = e->err;
+        return APR_EINVAL;
+    }
+    *pfifo = e->fifo;
+    return APR_SUCCESS;
+}
+
+/* Throttling and network failures are passing: 503; any other refusal: 502. */
+static int sqs_fail_status(apr_status_t sqs_status)
+{
+    if (sqs_status == RQ_SQS_ENETWORK || sqs_status == RQ_SQS_ETHROTTLED) {
+        return HTTP_SERVICE_UNAVAILABLE;
+    }
+    return HTTP_BAD_GATEWAY;
+}
+
+static int fifo_queued_send(raceq_req_t *q, const rq_fifo_result_t *res, int status,
+                            const char *what)
+{
+    return error_send_id(q, status, NULL,
+                         apr_psprintf(q->r->pool, "%s; the write is queued and will still "
+                                      "be applied", what), res->req_id);
+}
+
+/* Maps rq_fifo_call's outcome onto the answer; the library logged the cause. */
+static int fifo_answer(raceq_req_t *q, const rq_payload_t *pl, apr_status_t rv,
+                       const rq_fifo_result_t *res)
+{
+    request_rec *r = q->r;
+
+    switch (rv) {
+    case APR_SUCCESS:
+        if (res->seq) {
+            apr_table_setn(r->headers_out, "X-RaceQ-Seq", res->seq);
+        }
+        ap_log_rerror(APLOG_MARK, APLOG_DEBUG, 0, r, "RQ11011: req_id %s answered, seq %s%s",
+                      pl->req_id, res->seq ? res->seq : "none",
+                      res->duplicate ? ", applied before" : "");
+        return body_send(q, HTTP_OK, pl->json);
+    case RQ_FIFO_EUNREACHABLE:
+        apr_table_setn(r->headers_out, "Retry-After", "1");
+        return error_send(q, HTTP_SERVICE_UNAVAILABLE, NULL,
+                          "the queue daemon is not reachable; nothing was sent");
+    case RQ_FIFO_ECONFLICT:
+        return error_send(q, HTTP_CONFLICT, "req_id",
+                          "req_id was already used with another body; nothing was applied");
+    case RQ_FIFO_ESQS:
+        apr_table_setn(r->headers_out, "Retry-After", "1");
+        return error_send(q, sqs_fail_status(res->sqs_status), NULL,
+                          "the queue did not take the write; nothing was queued");
+    case RQ_FIFO_ETIMEDOUT:
+        return fifo_queued_send(q, res, HTTP_GATEWAY_TIME_OUT,
+                                apr_psprintf(r->pool, "no answer within %" APR_TIME_T_FMT
+                                             " s (RaceQTimeout)",
+                                             apr_time_sec(q->conf.timeout)));
+    case RQ_FIFO_EGONE:
+        return fifo_queued_send(q, res, HTTP_GATEWAY_TIME_OUT,
+                                "the queue daemon stopped before answering");
+    case RQ_FIFO_EPROTO:
+        if (res->sent) {
+            return fifo_queued_send(q, res, HTTP_BAD_GATEWAY,
+                                    "the queue daemon gave an invalid answer");
+        }
+        return error_send(q, HTTP_BAD_GATEWAY, NULL,
+                          "the queue daemon gave an invalid answer; nothing was sent");
+    default:
+        ap_log_rerror(APLOG_MARK, APLOG_ERR, rv, r, "RQ11012: req_id %s: the fifo call "
+                      "failed", pl->req_id);
+        return error_send(q, HTTP_INTERNAL_SERVER_ERROR, NULL,
+                          "the write could not be completed; see the server's error log");
+    }
+}
+
+/*
+ * Registers the wait with raceqd, sends to the queue and waits: all in
+ * rq_fifo_call. The worker is held for at most RaceQTimeout.
+ */
 static int fifo_apply(raceq_req_t *q, const rq_payload_t *pl)
 {
-    (void)pl;
-    return error_send(q, HTTP_NOT_IMPLEMENTED, NULL, "fifo mode is not available in this build");
+    rq_fifo_result_t res;
+    rq_fifo_t *fifo = NULL;
+    const char *err = NULL;
+    apr_status_t rv;
+
+    rv = fifo_get(&fifo, &err, q->r->pool, &q->conf);
+    if (rv != APR_SUCCESS) {
+        ap_log_rerror(APLOG_MARK, APLOG_ERR, rv, q->r, "RQ11010: RaceQMode fifo at %s "
+                      "cannot work: %s", q->conf.location ? q->conf.location : q->r->uri,
+                      err);
+        return error_send(q, HTTP_INTERNAL_SERVER_ERROR, NULL,
+                          "fifo mode is not configured correctly on this server; nothing was "
+                          "sent; see the server's error log");
+    }
+
+    apr_table_setn(q->r->headers_out, "X-RaceQ-Req-Id", pl->req_id);
+    rv = rq_fifo_call(&res, fifo, q->r->pool, pl, q->conf.timeout);
+    return fifo_answer(q, pl, rv, &res);
 }
 
 static int post_handle(raceq_req_t *q)
@@ -800,6 +993,133 @@ static int raceq_handler(request_rec *r)
     return rc;
 }
 
+/* --- startup checks of fifo sections ------------------------------------ */
+
+/* A plain <Location> whose path holds the other's: httpd merges both. */
+static int location_covers(const core_dir_config *outer, const core_dir_config *inner)
+{
+    apr_size_t len;
+
+    if (!outer->d || !inner->d || outer->r || inner->r || outer->d_is_fnmatch) {
+        return 0;
+    }
+    len = strlen(outer->d);
+    if (strncmp(inner->d, outer->d, len) != 0) {
+        return 0;
+    }
+    return len == 0 || outer->d[len - 1] == '/' || inner->d[len] == '\0' ||
+           inner->d[len] == '/';
+}
+
+/* The configuration section i of secs gets at request time, as far as we can tell. */
+static raceq_dir_t *section_merged(apr_pool_t *p, server_rec *s, apr_array_header_t *secs,
+                                   int i, int nested)
+{
+    ap_conf_vector_t **v = (ap_conf_vector_t **)secs->elts;
+    const core_dir_config *ci = ap_get_core_module_config(v[i]);
+    raceq_dir_t *d = ap_get_module_config(s->lookup_defaults, &raceq_module);
+    int j;
+
+    for (j = 0; j < secs->nelts; j++) {
+        raceq_dir_t *dj = ap_get_module_config(v[j], &raceq_module);
+
+        if (!dj || !d) {
+            continue; /* a section read before the module was loaded */
+        }
+        if (j == i || (nested && location_covers(ap_get_core_module_config(v[j]), ci))) {
+            d = dir_merge(p, d, dj);
+        }
+    }
+    return d;
+}
+
+/* Returns the reason a fifo section could not work, or NULL. */
+static const char *fifo_conf_problem(apr_pool_t *p, apr_hash_t *seen, const raceq_dir_t *d)
+{
+    rq_aws_conf_t given;
+    rq_aws_conf_t aws;
+    const char *err = NULL;
+    const char *key;
+
+    memset(&given, 0, sizeof(given));
+    given.queue_url = d->queue_url;
+    given.region = d->region;
+    given.endpoint = d->endpoint;
+    given.env_file = d->env_file;
+    key = apr_pstrcat(p, d->queue_url ? d->queue_url : "", "\n", d->region ? d->region : "",
+                      "\n", d->endpoint ? d->endpoint : "", "\n",
+                      d->env_file ? d->env_file : "", NULL);
+    if (apr_hash_get(seen, key, APR_HASH_KEY_STRING)) {
+        return NULL;
+    }
+    apr_hash_set(seen, key, APR_HASH_KEY_STRING, key);
+
+    if (rq_aws_conf_resolve_ex(&aws, &err, p, &given) != APR_SUCCESS ||
+        rq_aws_conf_require_queue(&err, p, &aws) != APR_SUCCESS) {
+        return err ? err : "the AWS settings cannot be resolved";
+    }
+    return NULL;
+}
+
+static const char *section_name(apr_pool_t *p, ap_conf_vector_t *v, int is_url)
+{
+    const core_dir_config *cd = ap_get_core_module_config(v);
+
+    return apr_psprintf(p, "<%s%s %s>", is_url ? "Location" : "Directory",
+                        cd->r ? "Match" : "", cd->d ? cd->d : "");
+}
+
+/* Checks every section of s in fifo mode; logs and returns the first problem's count. */
+static int fifo_sections_check(apr_pool_t *p, server_rec *s, apr_hash_t *seen,
+                               apr_array_header_t *secs, int is_url)
+{
+    ap_conf_vector_t **v = (ap_conf_vector_t **)secs->elts;
+    const char *err;
+    raceq_dir_t *d;
+    int i;
+
+    for (i = 0; i < secs->nelts; i++) {
+        d = section_merged(p, s, secs, i, is_url);
+        if (!d || d->mode != RQ_MODE_FIFO || !(err = fifo_conf_problem(p, seen, d))) {
+            continue;
+        }
+        ap_log_error(APLOG_MARK, APLOG_STARTUP | APLOG_EMERG, 0, s,
+                     "RQ11013: RaceQMode fifo in %s cannot work: %s",
+                     section_name(p, v[i], is_url), err);
+        return 1;
+    }
+    return 0;
+}
+
+/*
+ * A fifo section without a resolvable queue (RaceQQueueURL, AWS_FIFO_URL in
+ * the environment or RaceQEnvFile) or region stops httpd from starting,
+ * rather than answering 500 to every request.
+ */
+static int fifo_startup_check(apr_pool_t *ptemp, server_rec *s0)
+{
+    apr_hash_t *seen = apr_hash_make(ptemp);
+    server_rec *s;
+    const char *err;
+
+    for (s = s0; s; s = s->next) {
+        core_server_config *sc = ap_get_core_module_config(s->module_config);
+        const raceq_dir_t *d = ap_get_module_config(s->lookup_defaults, &raceq_module);
+
+        if (d && d->mode == RQ_MODE_FIFO && (err = fifo_conf_problem(ptemp, seen, d))) {
+            ap_log_error(APLOG_MARK, APLOG_STARTUP | APLOG_EMERG, 0, s,
+                         "RQ11013: RaceQMode fifo in the server configuration of %s cannot "
+                         "work: %s", s->server_hostname ? s->server_hostname : "", err);
+            return 1;
+        }
+        if (fifo_sections_check(ptemp, s, seen, sc->sec_url, 1) ||
+            fifo_sections_check(ptemp, s, seen, sc->sec_dir, 0)) {
+            return 1;
+        }
+    }
+    return 0;
+}
+
 static int raceq_pre_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp)
 {
     (void)plog;
@@ -821,6 +1141,10 @@ static int raceq_post_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *pt
     apr_dbd_init(pconf);
     apr_dbd_get_driver(pconf, RQ_STORE_DEFAULT_DRIVER, &drv);
 
+    if (fifo_startup_check(ptemp, s)) {
+        return HTTP_INTERNAL_SERVER_ERROR;
+    }
+
     if (geteuid() != 0) {
         return OK;
     }
@@ -831,7 +1155,7 @@ static int raceq_post_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *pt
     return OK;
 }
 
-/* Stores are opened from request threads: their pool's allocator is locked. */
+/* Stores and fifo clients are made from request threads: their pool's allocator is locked. */
 static apr_status_t store_pool_make(apr_pool_t **pp, apr_pool_t *pchild)
 {
     apr_allocator_t *alloc;
@@ -855,12 +1179,37 @@ static apr_status_t store_pool_make(apr_pool_t **pp, apr_pool_t *pchild)
     return rv;
 }
 
+/*
+ * The fifo clients live in a pool of the child: destroyed when the child
+ * exits (after a graceful restart, once its last waiting request is done),
+ * which closes their connections; nothing of them exists in the parent.
+ */
+static void fifo_cache_init(apr_pool_t *pchild, server_rec *s)
+{
+    apr_pool_t *fp = NULL;
+    apr_status_t rv;
+
+    rv = store_pool_make(&fp, pchild);
+    if (rv == APR_SUCCESS) {
+        rv = apr_thread_mutex_create(&fifo_mutex, APR_THREAD_MUTEX_DEFAULT, fp);
+    }
+    if (rv != APR_SUCCESS) {
+        ap_log_error(APLOG_MARK, APLOG_CRIT, rv, s,
+                     "RQ11014: cannot set up the fifo client cache; fifo requests will fail");
+        return;
+    }
+    fifo_pool = fp;
+    fifo_cache = apr_hash_make(fp);
+    apr_pool_cleanup_register(fp, NULL, fifo_cache_reset, apr_pool_cleanup_null);
+}
+
 static void raceq_child_init(apr_pool_t *pchild, server_rec *s)
 {
     apr_pool_t *sp = NULL;
     apr_status_t rv;
 
     log_attach(s);
+    fifo_cache_init(pchild, s);
     rv = store_pool_make(&sp, pchild);
     if (rv == APR_SUCCESS) {
         rv = apr_thread_mutex_create(&store_mutex, APR_THREAD_MUTEX_DEFAULT, sp);

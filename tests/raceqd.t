@@ -36,11 +36,12 @@ sub body { my ($req, $user) = @_; return qq({"req_id":"$req","user_id":"$user","
     isnt($? >> 8, 0, 'no queue URL: raceqd refuses to start');
     like($out, qr/queue/i, 'and says a queue URL is missing');
 
-    $out = `$root/bin/raceqd --foreground --queue-url $q --socket $tmp/no/such/dir/s.sock --store "sqlite3 $tmp/x.db" 2>&1`;
+    my $d = "$root/bin/raceqd --foreground --queue-url $q";
+    $out = `$d --socket $tmp/no/such/dir/s.sock --store "sqlite3 $tmp/x.db" 2>&1`;
     isnt($? >> 8, 0, 'socket path unusable: refuses to start');
     like($out, qr/socket .* cannot be created/, 'and names the socket');
 
-    $out = `$root/bin/raceqd --foreground --queue-url $q --socket $tmp/x.sock --store "sqlite3 /proc/none/x.db" 2>&1`;
+    $out = `$d --socket $tmp/x.sock --store "sqlite3 /proc/none/x.db" 2>&1`;
     isnt($? >> 8, 0, 'store unusable: refuses to start');
     like($out, qr/store .* cannot be opened/, 'and names the store');
 
@@ -52,7 +53,8 @@ sub body { my ($req, $user) = @_; return qq({"req_id":"$req","user_id":"$user","
     print $fh "# comment\nworkers = 3\nno-such-setting = 1\n";
     close $fh;
     $out = `$root/bin/raceqd --config $tmp/bad.conf 2>&1`;
-    like($out, qr/bad\.conf:3: unknown setting "no-such-setting"/, 'config file errors name the line');
+    like($out, qr/bad\.conf:3: unknown setting "no-such-setting"/,
+         'config file errors name the line');
 }
 
 # ---- the configuration file and a running daemon ----
@@ -135,7 +137,8 @@ for my $u (1 .. 5) {
     my $m = $c->answer(10);
     is($m && $m->{type}, 'ERROR', 'an oversized frame is rejected');
     $c = $d->client;
-    $c->raw(Test::RaceQ::Daemon::frame(REGISTER => { req_id => 'x y', user_id => 'u', hash => 'z' }));
+    $c->raw(Test::RaceQ::Daemon::frame(
+        REGISTER => { req_id => 'x y', user_id => 'u', hash => 'z' }));
     $m = $c->answer(10);
     is($m && $m->{type}, 'ERROR', 'a REGISTER with invalid fields is rejected');
     ok($d->alive, 'raceqd still runs');
@@ -156,8 +159,9 @@ like($d->log_text, qr/RQ09011: stopped: \d+ received/, 'the stop is logged with 
 unlike($d->log_text, qr/\[raceq:(error|crit|alert|emerg)\](?!.*RQ09003)/,
        'no unexpected error in the log');
 my $attrs = $fq->call('GetQueueAttributes', { QueueUrl => $q, AttributeNames => ['All'] });
-is($attrs->{Attributes}{ApproximateNumberOfMessages} + $attrs->{Attributes}{ApproximateNumberOfMessagesNotVisible},
-   0, 'the queue is empty: everything was deleted');
+my $qa = $attrs->{Attributes};
+is($qa->{ApproximateNumberOfMessages} + $qa->{ApproximateNumberOfMessagesNotVisible}, 0,
+   'the queue is empty: everything was deleted');
 
 $fq->stop;
 done_testing;

@@ -121,14 +121,17 @@ sub client {
 sub history {
     my ($self, $user) = @_;
     $user =~ /^[\w.-]+$/ or die "user id for a test: $user";
+    my $sql = 'select req_id, seq, start_us, finish_us from history'
+        . " where user_id = '$user' order by ord";
     my @rows = map { [split /\|/] } split /\n/,
-        `sqlite3 -cmd '.timeout 5000' '$self->{db}' "select req_id, seq, start_us, finish_us from history where user_id = '$user' order by ord"`;
+        `sqlite3 -cmd '.timeout 5000' '$self->{db}' "$sql"`;
     return \@rows;
 }
 
 sub writes {
     my ($self, $user) = @_;
-    my $n = `sqlite3 -cmd '.timeout 5000' '$self->{db}' "select writes from users where user_id = '$user'"`;
+    my $sql = "select writes from users where user_id = '$user'";
+    my $n = `sqlite3 -cmd '.timeout 5000' '$self->{db}' "$sql"`;
     chomp $n;
     return $n eq '' ? 0 : $n;
 }

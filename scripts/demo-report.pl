@@ -156,7 +156,7 @@ sub section {
         printf "    %-16s %s%s\n", $l->{time}, $l->{msg}, $l->{note} // '';
     }
     printf "    ... %d more\n", @lines - $max if @lines > $max;
-    print "    (no lines: is LogLevel raceq:info set?)\n" unless @lines;
+    print "    (no finding/writing lines of this user in the log)\n" unless @lines;
 
     # Reads that came while another write of this user was in progress.
     my (%open, $overlap, $reads);
@@ -208,7 +208,7 @@ sub summary {
     printf "  %-18s %12s %12s\n", '', 'race', 'fifo';
     printf "  %-18s %12s %12s\n", @$_ for @rows;
     my $f = $r{fifo};
-    if ($f->{critical_path_us} > 0) {
+    if ($f->{critical_path_us} > 0 && !problems('fifo', $f)) {
         printf "  fifo wall time / critical path: %.2f (1.00 is the least any design can do)\n",
             $f->{wall_us} / $f->{critical_path_us};
     }

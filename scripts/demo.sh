@@ -146,11 +146,19 @@ trap cleanup EXIT
 trap 'on_signal 130' INT
 trap 'on_signal 143' TERM
 
+# The last lines of a log, leaving out the info/debug lines of every write
+# when warnings or errors are there to show.
 log_tail() {
-    local file=$1 what=$2
+    local file=$1 what=$2 serious
     [ -s "$file" ] || return 0
-    echo "---- last lines of $what ($file) ----" >&2
-    tail -n 25 "$file" >&2
+    serious=$(grep -v -E '\[[a-z_]+:(info|debug|trace[0-9])\]' "$file" | tail -n 25)
+    if [ -n "$serious" ]; then
+        echo "---- last warnings and errors in $what ($file) ----" >&2
+        printf '%s\n' "$serious" >&2
+    else
+        echo "---- last lines of $what ($file) ----" >&2
+        tail -n 25 "$file" >&2
+    fi
     echo "----" >&2
 }
 
@@ -372,6 +380,10 @@ else
 fi
 
 if [ "$status" -ne 0 ]; then
+    kill -0 "$httpd_pid" 2>/dev/null \
+        || echo "demo: httpd (pid $httpd_pid) stopped during the run" >&2
+    kill -0 "$raceqd_pid" 2>/dev/null \
+        || echo "demo: raceqd (pid $raceqd_pid) stopped during the run" >&2
     log_tail "$tmp/error_log" "httpd's error_log"
     log_tail "$tmp/raceqd.log" "raceqd's log"
 fi

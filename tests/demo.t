@@ -126,8 +126,6 @@ sub section {
     return $text // '';
 }
 
-my @dirs_before = glob '/tmp/raceq-demo.*';
-
 # ---------------------------------------------------------------------------
 # The quick form, as the README shows it.
 
@@ -261,15 +259,16 @@ $fq->stop;
 # ---------------------------------------------------------------------------
 # Refused settings: status 2, a sentence naming the setting, nothing started.
 
+my $private_tmp = tempdir('raceq-demo-tmp-XXXXXX', TMPDIR => 1, CLEANUP => 1);
 for my $case (['USERS', 'x'], ['USERS', '0'], ['PER_USER', '-1'], ['DELAY', '5 1'],
               ['DELAY', '1'], ['DELAY', '1 2 3']) {
     my ($name, $value) = @$case;
-    my $r = run_demo($name => $value);
+    my $r = run_demo($name => $value, TMPDIR => $private_tmp);
     is($r->{status}, 2, "$name='$value' is refused with 2");
     like($r->{err}, qr/^demo: \Q$name\E must be/m, "$name='$value': the message names it");
     is($r->{out}, '', "$name='$value': nothing on stdout");
 }
-is_deeply([glob '/tmp/raceq-demo.*'], \@dirs_before, 'no temporary directory is left');
+is_deeply([glob "$private_tmp/*"], [], 'refused settings: no temporary directory made');
 
 # ---------------------------------------------------------------------------
 # The judgement on raceq-fire figures: fifo must lose nothing and keep order;

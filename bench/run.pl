@@ -210,7 +210,7 @@ sub sweep {
             my $r = $b->wrk(path => $path, connections => $c, seconds => $PLAN{seconds},
                             users => 100, prefix => prefix());
             check_load("sweep $path c=$c", $r);
-            push @{ $res{sweep}{$name} }, $r;
+            push @{ $res{sweep}{$name} }, $r unless $r->{error};
         }
     }
 }

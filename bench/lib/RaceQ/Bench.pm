@@ -149,8 +149,11 @@ sub rss_kib {
     my $sum = 0;
     for my $pid (@_) {
         open my $fh, '<', "/proc/$pid/status" or next;
-        while (<$fh>) {
-            $sum += $1, last if /^VmRSS:\s+(\d+)\s+kB/;
+        while (my $line = <$fh>) {
+            if ($line =~ /^VmRSS:\s+(\d+)\s+kB/) {
+                $sum += $1;
+                last;
+            }
         }
         close $fh;
     }
@@ -387,7 +390,8 @@ sub raceqd_start {
 sub wrk {
     my ($self, %o) = @_;
     my @argv = (
-        'wrk', '-t', $o{threads} // 2, '-c', $o{connections}, '-d', "$o{seconds}s",
+        'wrk', '-t', $o{threads} // ($o{connections} < 2 ? 1 : 2),
+        '-c', $o{connections}, '-d', "$o{seconds}s",
         '--timeout', '30s', '-s', "$self->{root}/bench/wrk-raceq.lua",
         $self->url($o{path}), '--', $o{users}, $o{prefix},
     );

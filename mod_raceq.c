@@ -36,6 +36,7 @@
 APLOG_USE_MODULE(raceq);
 
 #define RQ_HANDLER "raceq"
+#define RQ_ECHO_HANDLER "raceq-echo"
 #define RQ_USERS_PATH "/users/"
 #define RQ_DELAY_MAX_MS 600000
 #define RQ_BODY_LIMIT (1024 * 1024)
@@ -63,6 +64,7 @@ typedef struct raceq_dir_t {
     const char *env_file;
     const char *daemon_socket;
     int timeout_s;
+    int generate_id;
 } raceq_dir_t;
 
 /* The configuration in force for a request, defaults applied. */
@@ -80,6 +82,7 @@ typedef struct raceq_conf_t {
     const char *env_file;    /* NULL: none */
     const char *daemon_socket;
     apr_interval_time_t timeout;
+    int generate_id;         /* make a req_id when the request has none */
 } raceq_conf_t;
 
 /* One request being served. */
@@ -157,6 +160,7 @@ static void *dir_create(apr_pool_t *p, char *dir)
     d->delay_max_ms = -1;
     d->max_body = -1;
     d->timeout_s = -1;
+    d->generate_id = -1;
     return d;
 }
 
@@ -184,6 +188,7 @@ static void *dir_merge(apr_pool_t *p, void *basev, void *addv)
     d->env_file = MERGE_PTR(env_file);
     d->daemon_socket = MERGE_PTR(daemon_socket);
     d->timeout_s = MERGE_NUM(timeout_s);
+    d->generate_id = MERGE_NUM(generate_id);
     return d;
 }
 
@@ -205,6 +210,7 @@ static void conf_get(raceq_conf_t *c, request_rec *r)
     c->env_file = d->env_file;
     c->daemon_socket = d->daemon_socket ? d->daemon_socket : RQ_SOCKET_DEFAULT;
     c->timeout = apr_time_from_sec(d->timeout_s >= 0 ? d->timeout_s : 30);
+    c->generate_id = d->generate_id > 0;
 }
 
 /* Parses a whole decimal number within [lo, hi]; returns 0 when it is not one. */
@@ -430,6 +436,13 @@ static const char *cmd_daemon_socket(cmd_parms *cmd, void *dconf, const char *ar
     return NULL;
 }
 
+static const char *cmd_generate_id(cmd_parms *cmd, void *dconf, int on)
+{
+    (void)cmd;
+    ((raceq_dir_t *)dconf)->generate_id = on ? 1 : 0;
+    return NULL;
+}
+
 static const command_rec raceq_cmds[] = {
     AP_INIT_TAKE1("RaceQMode", cmd_mode, NULL, RSRC_CONF | ACCESS_CONF,
                   "race (apply at once, concurrently) or fifo (through the SQS FIFO queue)"),
@@ -451,6 +464,8 @@ static const command_rec raceq_cmds[] = {
                   "the Unix socket of raceqd"),
     AP_INIT_TAKE1("RaceQTimeout", cmd_timeout, NULL, RSRC_CONF | ACCESS_CONF,
                   "seconds a fifo request waits for its write"),
+    AP_INIT_FLAG("RaceQGenerateId", cmd_generate_id, NULL, RSRC_CONF | ACCESS_CONF,
+                 "On: make a req_id when neither the body nor Idempotency-Key has one"),
     { NULL }
 };
 
@@ -841,6 +856,7 @@ static int post_handle(raceq_req_t *q)
 {
     rq_payload_t *pl = NULL;
     rq_payload_error_t err;
+    rq_payload_idsrc_t src;
     const char *body = NULL;
     apr_size_t len = 0;
     int rc;
@@ -858,14 +874,39 @@ static int post_handle(raceq_req_t *q)
         return rc;
     }
 
-    if (rq_payload_parse(&pl, &err, q->r->pool, body, len) != APR_SUCCESS) {
+    src.key = apr_table_get(q->r->headers_in, "Idempotency-Key");
+    src.generate = q->conf.generate_id;
+    if (rq_payload_parse_keyed(&pl, &err, q->r->pool, body, len, &src) != APR_SUCCESS) {
         return error_send(q, HTTP_BAD_REQUEST, err.field, err.message);
     }
+    apr_table_setn(q->r->headers_out, "X-RaceQ-Req-Id", pl->req_id);
 
     if (q->conf.mode == RQ_MODE_FIFO) {
         return fifo_apply(q, pl);
     }
     return race_apply(q, pl);
+}
+
+/*
+ * SetHandler raceq-echo: the baseline for benchmarks. It does what every
+ * handler must (read the body within RaceQMaxBody, answer JSON) and nothing
+ * else, so comparing it with race mode shows what the toy write costs.
+ */
+static int echo_handle(raceq_req_t *q)
+{
+    const char *body = NULL;
+    apr_size_t len = 0;
+    int rc;
+
+    if (q->r->method_number != M_POST) {
+        return method_refuse(q, "POST");
+    }
+
+    rc = body_read(q, &body, &len);
+    if (q->answered) {
+        return rc;
+    }
+    return body_send(q, HTTP_OK, "{\"ok\":true}");
 }
 
 /* --- GET <location>/users/<user_id> -------------------------------------- */
@@ -980,7 +1021,8 @@ static int raceq_handler(request_rec *r)
     raceq_req_t q;
     int rc;
 
-    if (!r->handler || strcmp(r->handler, RQ_HANDLER) != 0) {
+    if (!r->handler || (strcmp(r->handler, RQ_HANDLER) != 0 &&
+                        strcmp(r->handler, RQ_ECHO_HANDLER) != 0)) {
         return DECLINED;
     }
 
@@ -988,7 +1030,7 @@ static int raceq_handler(request_rec *r)
     q.r = r;
     conf_get(&q.conf, r);
     log_r = r;
-    rc = route(&q);
+    rc = strcmp(r->handler, RQ_ECHO_HANDLER) == 0 ? echo_handle(&q) : route(&q);
     log_r = NULL;
     return rc;
 }

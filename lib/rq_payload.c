@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include <apr_strings.h>
+#include <apr_uuid.h>
 #include <jansson.h>
 
 #include "rq_log.h"
@@ -292,8 +293,78 @@ static apr_status_t compact_dump(const char **pjson, apr_pool_t *p, json_t *root
     return APR_SUCCESS;
 }
 
-apr_status_t rq_payload_parse(rq_payload_t **ppl, rq_payload_error_t *err, apr_pool_t *p,
-                              const char *body, apr_size_t len)
+/* The key of an Idempotency-Key header must be a valid req_id itself. */
+static apr_status_t key_check(rq_payload_error_t *err, apr_pool_t *p, const char *key)
+{
+    if (rq_payload_check_id(err, p, "req_id", key, strlen(key)) != APR_SUCCESS) {
+        return payload_refuse(err, "req_id",
+                              apr_pstrcat(p, "the Idempotency-Key header is not a valid "
+                                          "req_id: ", err->message, NULL));
+    }
+    return APR_SUCCESS;
+}
+
+/* A new object holding req_id first, then every member of root in order. */
+static apr_status_t id_insert(json_t **proot, apr_pool_t *p, const char *id)
+{
+    json_t *o = json_object();
+
+    if (!o || json_object_set_new(o, "req_id", json_string(id)) ||
+        json_object_update(o, *proot)) {
+        json_decref(o);
+        return APR_ENOMEM;
+    }
+    apr_pool_cleanup_register(p, o, json_release, apr_pool_cleanup_null);
+    *proot = o;
+    return APR_SUCCESS;
+}
+
+static const char *id_generate(apr_pool_t *p)
+{
+    char *s = apr_palloc(p, APR_UUID_FORMATTED_LENGTH + 1);
+    apr_uuid_t uuid;
+
+    apr_uuid_get(&uuid);
+    apr_uuid_format(s, &uuid);
+    return s;
+}
+
+/* Settles req_id from the body, the key or a new id; may replace *proot. */
+static apr_status_t req_id_settle(const char **pid, rq_payload_error_t *err, apr_pool_t *p,
+                                  json_t **proot, const rq_payload_idsrc_t *src)
+{
+    const char *id = NULL;
+    apr_status_t rv;
+
+    if (src && src->key) {
+        rv = key_check(err, p, src->key);
+        if (rv != APR_SUCCESS) {
+            return rv;
+        }
+    }
+
+    if (!src || json_object_get(*proot, "req_id") || (!src->key && !src->generate)) {
+        rv = id_get(pid, err, p, *proot, "req_id");
+        if (rv == APR_SUCCESS && src && src->key && strcmp(*pid, src->key) != 0) {
+            rv = payload_refuse(err, "req_id", "req_id in the body differs from the "
+                                "Idempotency-Key header");
+        }
+        return rv;
+    }
+
+    id = src->key ? src->key : id_generate(p);
+    rv = id_insert(proot, p, id);
+    if (rv != APR_SUCCESS) {
+        err->message = "the body could not be encoded again";
+        return rv;
+    }
+    *pid = json_string_value(json_object_get(*proot, "req_id"));
+    return APR_SUCCESS;
+}
+
+static apr_status_t payload_build(rq_payload_t **ppl, rq_payload_error_t *err, apr_pool_t *p,
+                                  const char *body, apr_size_t len,
+                                  const rq_payload_idsrc_t *src)
 {
     rq_payload_t *pl = apr_pcalloc(p, sizeof(*pl));
     json_t *root;
@@ -308,7 +379,7 @@ apr_status_t rq_payload_parse(rq_payload_t **ppl, rq_payload_error_t *err, apr_p
         goto out;
     }
 
-    rv = id_get(&pl->req_id, err, p, root, "req_id");
+    rv = req_id_settle(&pl->req_id, err, p, &root, src);
     if (rv != APR_SUCCESS) {
         goto out;
     }
@@ -332,4 +403,17 @@ out:
                       err->field ? err->field : "none", err->message);
     }
     return rv;
+}
+
+apr_status_t rq_payload_parse(rq_payload_t **ppl, rq_payload_error_t *err, apr_pool_t *p,
+                              const char *body, apr_size_t len)
+{
+    return payload_build(ppl, err, p, body, len, NULL);
+}
+
+apr_status_t rq_payload_parse_keyed(rq_payload_t **ppl, rq_payload_error_t *err,
+                                    apr_pool_t *p, const char *body, apr_size_t len,
+                                    const rq_payload_idsrc_t *src)
+{
+    return payload_build(ppl, err, p, body, len, src);
 }

@@ -47,4 +47,22 @@ apr_status_t rq_payload_parse(rq_payload_t **ppl, rq_payload_error_t *err, apr_p
 apr_status_t rq_payload_check_id(rq_payload_error_t *err, apr_pool_t *p, const char *field,
                                  const char *value, apr_size_t len);
 
+/* Where a request's id may come from besides the body's "req_id". */
+typedef struct rq_payload_idsrc_t {
+    const char *key; /* an Idempotency-Key header value; NULL when absent */
+    int generate;    /* make a unique id (a UUID) when body and key lack one */
+} rq_payload_idsrc_t;
+
+/*
+ * Like rq_payload_parse, but the id may also come from src. The key is
+ * checked like req_id (refusals name the field "req_id"); a body req_id and
+ * a key that differ are refused. Without req_id in the body the key is used,
+ * else a generated id when src->generate is set, else the body is refused as
+ * by rq_payload_parse. The id used is made the object's first member
+ * "req_id", so pl->json and pl->req_id carry it.
+ */
+apr_status_t rq_payload_parse_keyed(rq_payload_t **ppl, rq_payload_error_t *err,
+                                    apr_pool_t *p, const char *body, apr_size_t len,
+                                    const rq_payload_idsrc_t *src);
+
 #endif

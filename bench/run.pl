@@ -1,0 +1,531 @@
+#!/usr/bin/perl
+# The benchmarks of mod_raceq, all in one run against one httpd (see
+# docs/bench.md). Comparisons are ratios of figures measured side by side in
+# this run. Writes bench/results/<run>.json, <run>.md and <run>.png (latency
+# against concurrency), and latest.* copies.
+#
+# Environment: BENCH_MODES ("race fifo" by default; "race" leaves fifo
+# mode's scenarios out), BENCH_QUICK=1 (a few seconds), BENCH_OUT (the
+# results directory), BENCH_RACEQD (raceqd's binary), BENCH_KEEP=1.
+# Exit status: 0, 1 when a load tool saw errors, 2 when a requested
+# scenario could not run (fifo mode not available).
+
+use strict;
+use warnings;
+
+use Cwd qw(abs_path);
+use File::Basename qw(dirname);
+use File::Copy qw(copy);
+use File::Path qw(make_path);
+use POSIX qw(strftime);
+use Time::HiRes qw(sleep time);
+
+BEGIN {
+    my $here = dirname(abs_path(__FILE__));
+    unshift @INC, "$here/lib", "$here/../tests/lib";
+}
+use JSON::PP;
+use RaceQ::Bench;
+
+my $JSON = JSON::PP->new->utf8->canonical->pretty;
+my $ROOT = abs_path(dirname(abs_path(__FILE__)) . '/..');
+my $QUICK = $ENV{BENCH_QUICK} ? 1 : 0;
+my %MODES = map { ($_ => 1) } split /[\s,]+/, $ENV{BENCH_MODES} // 'race fifo';
+my $OUT = $ENV{BENCH_OUT} || "$ROOT/bench/results";
+
+for my $m (keys %MODES) {
+    die "BENCH_MODES: unknown mode '$m' (race, fifo)\n" unless $m eq 'race' || $m eq 'fifo';
+}
+
+my %PLAN = $QUICK
+    ? (seconds => 1, rounds => 1, levels => [4, 16], ab_requests => 300, ref_seconds => 1,
+       waiting => 100, warmup => 0)
+    : (seconds => 5, rounds => 3, levels => [1, 4, 16, 32, 64], ab_requests => 20000,
+       ref_seconds => 5, waiting => 1000, warmup => 2);
+
+my $RUN = strftime('%Y%m%d-%H%M%S', localtime) . ($QUICK ? '-quick' : '');
+my $TAG = sprintf '%04x%04x', $$ & 0xffff, int(rand 0x10000);
+my (@problems, @unavailable);
+my %res = (
+    run => $RUN, quick => $QUICK, modes => [sort keys %MODES], plan => \%PLAN,
+    host => host_info(), scenarios => {}, sweep => {},
+);
+
+sub note { print STDERR "bench: @_\n" }
+
+sub host_info {
+    chomp(my $kernel = `uname -r`);
+    my ($ver) = `/usr/sbin/apache2 -v 2>/dev/null` =~ m{Apache/(\S+)};
+    chomp(my $cpus = `nproc`);
+    return { cpus => $cpus + 0, kernel => $kernel, httpd => $ver // 'unknown' };
+}
+
+my $n_prefix = 0;
+sub prefix { return join '-', 'b', $TAG, ++$n_prefix }
+
+# A load result that is not clean is a problem of the run, not a figure.
+sub check_load {
+    my ($what, $r) = @_;
+
+    if ($r->{error}) {
+        push @problems, "$what: $r->{error}";
+        return;
+    }
+    my $e = $r->{errors} // {};
+    my $sock = 0;
+    $sock += $e->{$_} // 0 for qw(connect read write timeout);
+    push @problems, "$what: $r->{non2xx} answers outside 2xx "
+        . $JSON->canonical->indent(0)->encode($r->{non2xx_by_status} // [])
+        if $r->{non2xx};
+    push @problems, "$what: $sock socket errors" if $sock;
+    push @problems, "$what: ab counted $r->{failed} failed requests" if $r->{failed};
+    push @problems, "$what: no request was made" if defined $r->{requests} && !$r->{requests};
+    $JSON->indent(1);
+}
+
+sub median {
+    my @v = sort { $a <=> $b } @_;
+    return undef unless @v;
+    return @v % 2 ? $v[$#v / 2] : ($v[@v / 2 - 1] + $v[@v / 2]) / 2;
+}
+
+sub ratio {
+    my ($a, $b) = @_;
+    return undef unless defined $a && defined $b && $b;
+    return 0 + sprintf '%.3f', $a / $b;
+}
+
+# Runs wrk on each path in turn, $rounds times, so slow drifts of the machine
+# hit every path alike; returns per path the medians and the rounds.
+sub interleaved {
+    my ($b, $what, $paths, %o) = @_;
+    my %rounds;
+
+    for my $round (1 .. $PLAN{rounds}) {
+        for my $path (@$paths) {
+            my $r = $b->wrk(path => $path, connections => $o{connections},
+                            seconds => $PLAN{seconds}, users => $o{users}, prefix => prefix());
+            check_load("$what $path round $round", $r);
+            push @{ $rounds{$path} }, $r;
+        }
+    }
+    my %agg;
+    for my $path (@$paths) {
+        my @ok = grep { !$_->{error} } @{ $rounds{$path} };
+        $agg{$path} = {
+            rps => median(map { $_->{rps} } @ok),
+            (map { my $k = $_; ($k => median(map { $_->{latency_us}{$k} } @ok)) }
+                 qw(p50 p90 p99)),
+            requests => eval { my $s = 0; $s += $_->{requests} for @ok; $s },
+            rounds => $rounds{$path},
+        };
+    }
+    return \%agg;
+}
+
+sub unavailable {
+    my ($name, $why) = @_;
+    return { status => 'unavailable', error => $why } if $MODES{fifo};
+    return { status => 'skipped', error => 'fifo mode not requested (BENCH_MODES)' };
+}
+
+# --- fifo mode: what it needs ---------------------------------------------
+
+sub fifo_prepare {
+    my ($b) = @_;
+
+    return 'fifo mode not requested' unless $MODES{fifo};
+    my $raceqd = $b->raceqd_bin;
+    return "fifo mode not available: $raceqd is not built (this tree has no raceqd)"
+        unless -x $raceqd;
+    return 'fifo mode not available: the SQS emulator cannot start: '
+        . 'tests/node_modules/fauxqs is missing (run scripts/deps.sh)'
+        unless $b->fauxqs;
+    my $ok = eval { $b->raceqd_start(delay => '0 0'); 1 };
+    return "fifo mode not available: raceqd does not start: $@" unless $ok;
+    return undef;
+}
+
+# Asks the fifo location for one write; a build without fifo mode says 501.
+sub fifo_probe {
+    my ($b) = @_;
+    my $res = $b->post('/fifo', qq({"req_id":"probe-$TAG","user_id":"probe-$TAG"}));
+
+    return undef if ($res->{status} // 0) == 200;
+    my $body = $res->{body} // '';
+    my $err = eval { decode_json($body)->{error} } // $body;
+    return "fifo mode not available: mod_raceq answers $res->{status} ($err)"
+        if ($res->{status} // 0) == 501;
+    return "fifo mode not available: a probe write got "
+        . ($res->{status} || $res->{error} || 'no answer') . ": $err";
+}
+
+sub locations {
+    my ($b, $fifo) = @_;
+    my $t = $b->tmp;
+    my $text = <<'EOF';
+<Location /race>
+    SetHandler raceq
+    RaceQMode race
+    RaceQApplyDelay 0 0
+    RaceQGenerateId On
+</Location>
+<Location /race-demo>
+    SetHandler raceq
+    RaceQMode race
+    RaceQApplyDelay 1 200
+</Location>
+<Location /echo>
+    SetHandler raceq-echo
+</Location>
+EOF
+    return $text unless $fifo;
+    my $fq = $b->fauxqs;
+    for my $loc (['/fifo', '0 0'], ['/fifo-demo', '1 200']) {
+        $text .= <<"EOF";
+<Location $loc->[0]>
+    SetHandler raceq
+    RaceQMode fifo
+    RaceQApplyDelay $loc->[1]
+    RaceQGenerateId On
+    RaceQQueueURL @{[ $fq->queue_url ]}
+    RaceQEndpoint @{[ $fq->endpoint ]}
+    RaceQRegion @{[ $fq->region ]}
+    RaceQDaemonSocket $t/raceqd.sock
+    RaceQTimeout 120
+</Location>
+EOF
+    }
+    return $text;
+}
+
+# --- the scenarios ----------------------------------------------------------
+
+sub sweep {
+    my ($b, $paths) = @_;
+
+    for my $path (@$paths) {
+        (my $name = $path) =~ s{^/}{};
+        for my $c (@{ $PLAN{levels} }) {
+            my $r = $b->wrk(path => $path, connections => $c, seconds => $PLAN{seconds},
+                            users => 100, prefix => prefix());
+            check_load("sweep $path c=$c", $r);
+            push @{ $res{sweep}{$name} }, $r unless $r->{error};
+        }
+    }
+}
+
+sub scenario_4 {
+    my ($b) = @_;
+    my $agg = interleaved($b, 'scenario 4', ['/race', '/echo'], connections => 32, users => 100);
+    my ($race, $echo) = @{$agg}{qw(/race /echo)};
+    my %ab;
+
+    for my $path ('/race', '/echo') {
+        $ab{$path} = $b->ab(path => $path, requests => $PLAN{ab_requests}, connections => 32);
+        check_load("scenario 4 ab $path", $ab{$path});
+    }
+    my $rps_ratio = ratio($race->{rps}, $echo->{rps});
+    return {
+        status => 'ok', what => 'race mode (RaceQApplyDelay 0 0) against raceq-echo, '
+            . 'same httpd, wrk -c32, 100 users',
+        race => $race, trivial => $echo,
+        rps_ratio => $rps_ratio,
+        p50_ratio => ratio($race->{p50}, $echo->{p50}),
+        p99_ratio => ratio($race->{p99}, $echo->{p99}),
+        target => 'race rps >= 0.80 x trivial rps',
+        met => defined $rps_ratio && $rps_ratio >= 0.8 ? JSON::PP::true : JSON::PP::false,
+        ab => { race => $ab{'/race'}, trivial => $ab{'/echo'},
+                rps_ratio => ratio($ab{'/race'}{rps}, $ab{'/echo'}{rps}) },
+    };
+}
+
+sub scenario_1 {
+    my ($b, $fifo_ok, $why) = @_;
+    my $race = $b->fire(path => '/race-demo', users => 3, per_user => 5);
+    my %s = (what => "the demo's 3 users x 5, delay 1-200 ms", race => $race,
+             original_design_s => 14);
+
+    push @problems, "scenario 1 race: $race->{error}" if $race->{error};
+    return { %s, %{ unavailable(1, $why) } } unless $fifo_ok;
+
+    $b->raceqd_start(delay => '1 200');
+    my $fifo = $b->fire(path => '/fifo-demo', users => 3, per_user => 5);
+    $b->raceqd_start(delay => '0 0');
+    if ($fifo->{error}) {
+        push @problems, "scenario 1 fifo: $fifo->{error}";
+        return { %s, status => 'failed', error => $fifo->{error} };
+    }
+    my ($wall, $cp) = ($fifo->{wall_us}, $fifo->{critical_path_us});
+    return {
+        %s, status => 'ok', fifo => $fifo,
+        wall_over_critical_path => ratio($wall, $cp),
+        target => 'wall <= 1.2 x critical path + 100 ms',
+        met => $cp && $wall <= 1.2 * $cp + 100_000 ? JSON::PP::true : JSON::PP::false,
+    };
+}
+
+sub scenario_2 {
+    my ($b, $fifo_ok, $why) = @_;
+
+    return unavailable(2, $why) unless $fifo_ok;
+    my $agg = interleaved($b, 'scenario 2', ['/fifo', '/race'], connections => 32, users => 100);
+    my ($fifo, $race) = @{$agg}{qw(/fifo /race)};
+    my $d50 = $fifo->{p50} - $race->{p50};
+    return {
+        status => 'ok', what => 'delay 0, 100 users, 32 connections',
+        fifo => $fifo, race => $race,
+        p50_overhead_us => $d50, p99_overhead_us => $fifo->{p99} - $race->{p99},
+        target => 'p50 overhead <= 3 ms',
+        met => $d50 <= 3000 ? JSON::PP::true : JSON::PP::false,
+    };
+}
+
+# The reference client runs first, alone on its own queue of the emulator.
+sub reference_client {
+    my ($b) = @_;
+    my $bin = "$ROOT/bench/bin/sqs-ref";
+
+    return { error => "$bin is not built (scripts/bench.sh builds it)" } unless -x $bin;
+    my $fq = $b->fauxqs;
+    my $queue = $fq->create_queue("bench-ref-$TAG.fifo");
+    my $env = $fq->env;
+    local @ENV{ keys %$env } = @{$env}{ keys %$env };
+    local $ENV{AWS_FIFO_URL} = $queue;
+    my $run = $b->run_tool([$bin, '--threads', 64, '--seconds', $PLAN{ref_seconds},
+                            '--users', 1000], timeout => $PLAN{ref_seconds} + 60);
+    my $r = eval { decode_json($run->{stdout}) };
+    return { error => "sqs-ref failed (status $run->{status}): $run->{stderr}$run->{stdout}" }
+        unless ref $r eq 'HASH' && $run->{status} == 0;
+    return $r;
+}
+
+sub scenario_3 {
+    my ($b, $fifo_ok, $why, $ref) = @_;
+    my %s = (what => 'delay 0, 1000 users, 64 connections; the reference client does '
+                 . 'send + receive + delete with the same SQS client, 64 threads',
+             reference => $ref);
+
+    push @problems, "scenario 3 reference client: $ref->{error}" if $ref && $ref->{error};
+    return { %s, %{ unavailable(3, $why) } } unless $fifo_ok;
+    my $fifo = $b->wrk(path => '/fifo', connections => 64, seconds => $PLAN{seconds},
+                       users => 1000, prefix => prefix());
+    check_load('scenario 3 fifo', $fifo);
+    my $r = ratio($fifo->{rps}, $ref->{deleted_per_s});
+    return {
+        %s, status => 'ok', fifo => $fifo, ratio => $r,
+        target => 'fifo rps >= 0.60 x reference', met => ($r // 0) >= 0.6 ? JSON::PP::true
+                                                                          : JSON::PP::false,
+    };
+}
+
+sub scenario_5 {
+    my ($b, $fifo_ok, $why) = @_;
+
+    return unavailable(5, $why) unless $fifo_ok;
+    # A slow apply keeps the requests waiting while memory is sampled.
+    $b->raceqd_start(delay => '20 20', workers => 8);
+    my $idle = $b->memory_now;
+    my $fire = $b->fire(path => '/fifo', users => $PLAN{waiting}, per_user => 1,
+                        concurrency => $PLAN{waiting});
+    $b->raceqd_start(delay => '0 0');
+    push @problems, "scenario 5: $fire->{error}" if $fire->{error};
+    push @problems, "scenario 5: not every request got 200"
+        if !$fire->{error} && ($fire->{answers}{200} // 0) != $PLAN{waiting};
+    return {
+        status => $fire->{error} ? 'failed' : 'ok',
+        what => "$PLAN{waiting} fifo requests at once (raceqd: 8 workers, 20 ms per write)",
+        idle_rss_kib => $idle, peak_rss_kib => $fire->{peak_rss_kib}, fire => $fire,
+    };
+}
+
+# --- output -----------------------------------------------------------------
+
+sub fmt_ms { defined $_[0] ? sprintf('%.2f', $_[0] / 1000) : '-' }
+sub fmt_n { defined $_[0] ? sprintf('%.0f', $_[0]) : '-' }
+sub fmt_r { defined $_[0] ? sprintf('%.3f', $_[0]) : '-' }
+
+sub status_line {
+    my ($s) = @_;
+    return $s->{error} // $s->{status} if ($s->{status} // '') ne 'ok';
+    return '' unless exists $s->{met};
+    return ($s->{met} ? 'met' : 'missed') . " ($s->{target})";
+}
+
+sub markdown {
+    my $s = $res{scenarios};
+    my @md = ("# mod_raceq benchmarks, run $RUN" . ($QUICK ? ' (quick form)' : ''), '',
+              "Host: $res{host}{cpus} CPUs, Linux $res{host}{kernel}, Apache "
+              . "$res{host}{httpd}. Modes: @{ $res{modes} }. Ratios compare figures "
+              . 'measured side by side in this run.', '',
+              '| scenario | figure | value | target |', '| --- | --- | --- | --- |');
+    my $s4 = $s->{'4_race_vs_trivial'};
+    push @md, sprintf('| 4 race vs trivial | rps race / raceq-echo (wrk -c32) | %s (%s / %s) '
+                      . '| %s |', fmt_r($s4->{rps_ratio}), fmt_n($s4->{race}{rps}),
+                      fmt_n($s4->{trivial}{rps}), status_line($s4));
+    push @md, sprintf('| 4 race vs trivial | p50 / p99 latency ratio | %s / %s (race p50 %s '
+                      . 'ms, p99 %s ms) | |', fmt_r($s4->{p50_ratio}), fmt_r($s4->{p99_ratio}),
+                      fmt_ms($s4->{race}{p50}), fmt_ms($s4->{race}{p99}));
+    push @md, sprintf('| 4 race vs trivial | ab -k -c32 rps ratio | %s (%s / %s) | |',
+                      fmt_r($s4->{ab}{rps_ratio}), fmt_n($s4->{ab}{race}{rps}),
+                      fmt_n($s4->{ab}{trivial}{rps}));
+    my $s1 = $s->{'1_demo'};
+    push @md, sprintf('| 1 demo 3x5 | race: lost updates / wall | %s / %s ms | |',
+                      $s1->{race}{lost_updates} // '-', fmt_ms($s1->{race}{wall_us}));
+    push @md, sprintf('| 1 demo 3x5 | fifo: wall / critical path | %s (%s / %s ms; the '
+                      . 'original design: about 14 s) | %s |',
+                      fmt_r($s1->{wall_over_critical_path}), fmt_ms($s1->{fifo}{wall_us}),
+                      fmt_ms($s1->{fifo}{critical_path_us}), status_line($s1));
+    my $s2 = $s->{'2_overhead'};
+    push @md, sprintf('| 2 overhead | fifo - race latency p50 / p99 | %s / %s ms | %s |',
+                      fmt_ms($s2->{p50_overhead_us}), fmt_ms($s2->{p99_overhead_us}),
+                      status_line($s2));
+    my $s3 = $s->{'3_throughput'};
+    push @md, sprintf('| 3 throughput | fifo rps / reference client | %s (%s / %s msg/s) '
+                      . '| %s |', fmt_r($s3->{ratio}), fmt_n($s3->{fifo}{rps}),
+                      fmt_n($s3->{reference}{deleted_per_s}), status_line($s3));
+    my $s5 = $s->{'5_memory_waiting'};
+    push @md, sprintf('| 5 memory | peak RSS with %d fifo requests waiting: httpd / '
+                      . 'raceqd | %s / %s MiB | %s |', $PLAN{waiting},
+                      mib($s5->{peak_rss_kib}{httpd}), mib($s5->{peak_rss_kib}{raceqd}),
+                      status_line($s5));
+    push @md, '', '## Latency against concurrency (wrk, 100 users, delay 0)', '',
+        '| location | connections | rps | p50 ms | p90 ms | p99 ms | httpd peak RSS MiB |',
+        '| --- | --- | --- | --- | --- | --- | --- |';
+    for my $name (sort keys %{ $res{sweep} }) {
+        for my $r (@{ $res{sweep}{$name} }) {
+            push @md, sprintf('| %s | %d | %s | %s | %s | %s | %s |', $name, $r->{connections},
+                              fmt_n($r->{rps}), fmt_ms($r->{latency_us}{p50}),
+                              fmt_ms($r->{latency_us}{p90}), fmt_ms($r->{latency_us}{p99}),
+                              mib($r->{peak_rss_kib}{httpd}));
+        }
+    }
+    push @md, '', "![latency against concurrency]($RUN.png)" if $res{plot};
+    push @md, '', '## Problems', '', map { "- $_" } @problems if @problems;
+    push @md, '', '## Not measured', '', map { "- $_" } @unavailable if @unavailable;
+    return join("\n", @md) . "\n";
+}
+
+sub mib { defined $_[0] ? sprintf('%.1f', $_[0] / 1024) : '-' }
+
+sub plot {
+    my $dat = "$OUT/$RUN.dat";
+    my @series = grep { @{ $res{sweep}{$_} } } sort keys %{ $res{sweep} };
+    return 'nothing to plot' unless @series;
+
+    open my $fh, '>', $dat or return "$dat: $!";
+    for my $name (@series) {
+        print $fh "# $name\n";
+        printf $fh "%d %.3f %.3f\n", $_->{connections}, $_->{latency_us}{p50} / 1000,
+            $_->{latency_us}{p99} / 1000 for @{ $res{sweep}{$name} };
+        print $fh "\n\n";
+    }
+    close $fh;
+    my @plots;
+    for my $i (0 .. $#series) {
+        push @plots, qq("$dat" index $i using 1:2 with linespoints title "$series[$i] p50"),
+                     qq("$dat" index $i using 1:3 with linespoints dt 2 title "$series[$i] p99");
+    }
+    my $script = join "\n",
+        'set terminal pngcairo size 900,560 noenhanced', qq(set output "$OUT/$RUN.png"),
+        qq(set title "mod_raceq: latency against concurrency ($RUN)"),
+        'set xlabel "connections (wrk)"', 'set ylabel "latency, ms"', 'set logscale x 2',
+        'set key top left', 'set grid', 'plot ' . join(', ', @plots), '';
+    open my $gp, '|-', 'gnuplot' or return "gnuplot: $!";
+    print $gp $script;
+    close $gp;
+    unlink $dat;
+    return $? == 0 && -s "$OUT/$RUN.png" ? undef : "gnuplot failed (status $?)";
+}
+
+sub write_results {
+    make_path($OUT);
+    my $err = plot();
+    if ($err) {
+        push @problems, "plot: $err";
+    }
+    else {
+        $res{plot} = "$RUN.png";
+    }
+    $res{problems} = \@problems;
+    $res{unavailable} = \@unavailable;
+    open my $fh, '>', "$OUT/$RUN.json" or die "$OUT/$RUN.json: $!\n";
+    print $fh $JSON->indent(1)->encode(\%res);
+    close $fh;
+    open $fh, '>', "$OUT/$RUN.md" or die "$OUT/$RUN.md: $!\n";
+    print $fh markdown();
+    close $fh;
+    for my $ext (qw(json md png)) {
+        copy("$OUT/$RUN.$ext", "$OUT/latest.$ext") if -e "$OUT/$RUN.$ext";
+    }
+    if (-e "$OUT/latest.md") {
+        # latest.md names the plot latest.png.
+        my $md = RaceQ::Bench::slurp("$OUT/latest.md");
+        $md =~ s/\(\Q$RUN\E\.png\)/(latest.png)/;
+        open $fh, '>', "$OUT/latest.md" or die "$OUT/latest.md: $!\n";
+        print $fh $md;
+        close $fh;
+    }
+}
+
+# --- main -------------------------------------------------------------------
+
+sub main {
+    my $bench = RaceQ::Bench->new(root => $ROOT);
+    my $t0 = time;
+
+    if ($MODES{fifo} && -x $bench->raceqd_bin || $MODES{fifo} && $ENV{BENCH_REFERENCE} // 1) {
+        eval { $bench->fauxqs_start("bench-$TAG.fifo"); 1 }
+            or note("the SQS emulator does not start: $@");
+    }
+    my $ref = $MODES{fifo} && $bench->fauxqs ? reference_client($bench) : undef;
+
+    my $why = fifo_prepare($bench);
+    $bench->httpd_start(locations($bench, !$why), env => $bench->fauxqs ? $bench->fauxqs->env : {});
+    # One write first: it creates the store's tables, which two children
+    # opening a new SQLite store at the same moment may fail to do.
+    my $prime = $bench->post('/race', qq({"req_id":"prime-$TAG","user_id":"prime-$TAG"}));
+    push @problems, "the first write to /race got " . ($prime->{status} || $prime->{error})
+        unless ($prime->{status} // 0) == 200;
+    $why //= fifo_probe($bench);
+    if ($why && $MODES{fifo}) {
+        note($why);
+        push @unavailable, $why;
+    }
+    $res{fifo} = { available => $why ? JSON::PP::false : JSON::PP::true,
+                   ($why ? (error => $why) : ()) };
+    $res{memory}{httpd_idle_kib} = $bench->memory_now->{httpd};
+
+    if ($PLAN{warmup}) {
+        $bench->wrk(path => $_, connections => 32, seconds => $PLAN{warmup}, users => 100,
+                prefix => prefix()) for '/echo', '/race', ($why ? () : '/fifo');
+    }
+
+    note('race mode against raceq-echo (scenario 4)');
+    $res{scenarios}{'4_race_vs_trivial'} = scenario_4($bench);
+    note('latency against concurrency');
+    sweep($bench, ['/echo', '/race', ($why ? () : '/fifo')]);
+    note("the demo's scenario (scenario 1)");
+    $res{scenarios}{'1_demo'} = scenario_1($bench, !$why, $why);
+    $res{scenarios}{'2_overhead'} = scenario_2($bench, !$why, $why);
+    $res{scenarios}{'3_throughput'} = scenario_3($bench, !$why, $why, $ref);
+    $res{scenarios}{'5_memory_waiting'} = scenario_5($bench, !$why, $why);
+
+    my @errors = $bench->httpd_errors;
+    push @problems, map { "error_log: $_" } @errors[0 .. ($#errors < 9 ? $#errors : 9)];
+    $res{memory}{httpd_peak_kib} = (sort { $b <=> $a } map { $_->{httpd} // 0 }
+                                    grep { $_ } map { $_->{peak_rss_kib} }
+                                    map { @$_ } values %{ $res{sweep} })[0];
+    $res{elapsed_s} = 0 + sprintf '%.1f', time - $t0;
+    $bench->cleanup;
+
+    write_results();
+    print markdown();
+    note("results: $OUT/$RUN.json, $OUT/$RUN.md" . ($res{plot} ? ", $OUT/$RUN.png" : ''));
+    note("problem: $_") for @problems;
+    return 1 if @problems;
+    return 2 if @unavailable;
+    return 0;
+}
+
+exit main();

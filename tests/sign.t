@@ -22,6 +22,10 @@ my $VANILLA_TOKEN =
 my @BASE = ('--access-key', $AK, '--secret-key', $SK, '--region', 'us-east-1',
             '--service', 'service', '--time', $TIME);
 
+# A Node.js installed by scripts/deps.sh into tests/.node comes first.
+$ENV{PATH} = "$top/tests/.node/node_modules/.bin:$ENV{PATH}"
+    if -x "$top/tests/.node/node_modules/.bin/node";
+
 die "$sign is not built (run make)\n" unless -x $sign;
 
 my $tmp = tempdir(CLEANUP => 1);

@@ -91,12 +91,15 @@ static inline int sqs_test_server_start(sqs_test_server_t *srv, const char *top,
     posix_spawn_file_actions_adddup2(&fa, out[1], 1);
     posix_spawn_file_actions_addclose(&fa, in[1]);
     posix_spawn_file_actions_addclose(&fa, out[0]);
-    argv[0] = "node";
+    argv[0] = apr_pstrcat(p, top, "/tests/.node/node_modules/.bin/node", NULL);
+    if (access(argv[0], X_OK) != 0) {
+        argv[0] = "node"; /* no Node.js in tests/.node: the one in PATH */
+    }
     argv[1] = apr_pstrcat(p, top, "/tests/", script, NULL);
     argv[2] = "0";
     argv[3] = (char *)arg;
     argv[4] = NULL;
-    rc = posix_spawnp(&srv->pid, "node", &fa, NULL, argv, environ);
+    rc = posix_spawnp(&srv->pid, argv[0], &fa, NULL, argv, environ);
     posix_spawn_file_actions_destroy(&fa);
     close(in[0]);
     close(out[1]);

@@ -722,6 +722,10 @@ static int user_handle(raceq_req_t *q, const char *raw)
     if (q->r->method_number != M_GET) {
         return method_refuse(q, "GET");
     }
+    /* A body sent along is read and dropped, so the connection can be kept. */
+    if (ap_discard_request_body(q->r) == OK) {
+        q->body_done = 1;
+    }
     if (!id_decode(&user_id, q->r->pool, raw)) {
         return error_send(q, HTTP_BAD_REQUEST, "user_id", "user_id is not validly URL-encoded");
     }

@@ -222,6 +222,12 @@ apr_status_t rq_payload_check_id(rq_payload_error_t *err, apr_pool_t *p, const c
                                               "and ASCII punctuation (no spaces)", NULL));
         }
     }
+
+    /* httpd removes the dot segments of /users/./ and /users/../: unreadable. */
+    if (strcmp(field, "user_id") == 0 && value[0] == '.' &&
+        (len == 1 || (len == 2 && value[1] == '.'))) {
+        return payload_refuse(err, field, "user_id cannot be '.' or '..'");
+    }
     return APR_SUCCESS;
 }
 

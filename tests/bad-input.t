@@ -311,6 +311,24 @@ POST /t
 --- store
 ... writes=1 history=..
 
+=== req_id duplicated with an escaped key
+--- request
+POST /t
+{"req_id":"e1","req_\u0069d":"e2","user_id":"victim"}
+--- error_code: 400
+--- error_field: req_id
+--- error_message_like: duplicate
+--- store_unchanged: victim
+
+=== user_id duplicated with an escaped key
+--- request
+POST /t
+{"user_id":"victim","req_id":"e3","\u0075ser_id":"other"}
+--- error_code: 400
+--- error_field: user_id
+--- error_message_like: duplicate
+--- store_unchanged: victim other
+
 === GET users without an id names no resource
 --- request
 GET /t/users/

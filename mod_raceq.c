@@ -344,6 +344,7 @@ static const char *url_check(cmd_parms *cmd, const char *arg)
     apr_uri_t uri;
 
     if (apr_uri_parse(cmd->pool, arg, &uri) != APR_SUCCESS || !uri.scheme || !uri.hostname ||
+        !*uri.hostname ||
         (strcasecmp(uri.scheme, "http") != 0 && strcasecmp(uri.scheme, "https") != 0)) {
         return apr_psprintf(cmd->pool, "%s takes an http:// or https:// URL, not '%s'",
                             cmd->cmd->name, arg);

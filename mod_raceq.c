@@ -577,11 +577,31 @@ static int too_large(raceq_req_t *q)
                                    APR_OFF_T_FMT " bytes (RaceQMaxBody)", q->conf.max_body));
 }
 
-/* Reads the body, dechunked, never past RaceQMaxBody + 1 bytes. */
+/* First buffer for a chunked body; it doubles as needed up to the limit. */
+#define RQ_BODY_CHUNKED_START 1024
+
+/* Moves buf[0..len) to a buffer twice as large, at most cap bytes. */
+static char *body_grow(apr_pool_t *p, const char *buf, apr_size_t len, apr_size_t *psize,
+                       apr_size_t cap)
+{
+    apr_size_t size = *psize > cap / 2 ? cap : *psize * 2;
+    char *bigger = apr_palloc(p, size);
+
+    memcpy(bigger, buf, len);
+    *psize = size;
+    return bigger;
+}
+
+/*
+ * Reads the body, dechunked, never past RaceQMaxBody + 1 bytes. The buffer
+ * is as large as Content-Length (plus one byte to see a longer body); for a
+ * chunked body it starts small and grows.
+ */
 static int body_read(raceq_req_t *q, const char **pbody, apr_size_t *plen)
 {
     request_rec *r = q->r;
     apr_size_t max = (apr_size_t)q->conf.max_body;
+    apr_size_t size;
     apr_size_t len = 0;
     char *buf;
     long n;
@@ -595,18 +615,25 @@ static int body_read(raceq_req_t *q, const char **pbody, apr_size_t *plen)
         return too_large(q);
     }
 
-    buf = apr_palloc(r->pool, max + 1);
+    size = r->read_chunked ? RQ_BODY_CHUNKED_START : (apr_size_t)r->remaining + 1;
+    size = size > max + 1 ? max + 1 : size;
+    buf = apr_palloc(r->pool, size);
     if (ap_should_client_block(r)) {
-        while ((n = ap_get_client_block(r, buf + len, max + 1 - len)) > 0) {
+        while ((n = ap_get_client_block(r, buf + len, size - len)) > 0) {
             len += (apr_size_t)n;
             if (len > max) {
                 return too_large(q);
+            }
+            if (len == size) {
+                buf = body_grow(r->pool, buf, len, &size, max + 1);
             }
         }
         if (n < 0) {
             return error_send(q, HTTP_BAD_REQUEST, NULL, "the request body cannot be read");
         }
     }
+    ap_log_rerror(APLOG_MARK, APLOG_TRACE1, 0, r, "RQ11100: request body of %" APR_SIZE_T_FMT
+                  " bytes read into a buffer of %" APR_SIZE_T_FMT " bytes", len, size);
     q->body_done = 1;
     *pbody = buf;
     *plen = len;

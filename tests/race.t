@@ -203,6 +203,42 @@ writing-race-3___racer
 racer writes<5
 racer writes>=1
 
+=== a body of known length gets a buffer of its size, not RaceQMaxBody
+--- log_level: warn raceq:trace1
+--- config
+RaceQApplyDelay 0 0
+RaceQMaxBody 1048576
+--- request
+POST /t
+{"req_id":"buf-1","user_id":"buffer"}
+--- error_code: 200
+--- error_log
+RQ11100: request body of 37 bytes read into a buffer of 38 bytes
+
+=== a chunked body gets a buffer that grows with it
+--- log_level: warn raceq:trace1
+--- config
+RaceQApplyDelay 0 0
+RaceQMaxBody 1048576
+--- request eval
+"POST /t\n" . '{"req_id":"buf-2","user_id":"buffer","pad":"' . ('p' x 3000) . '"}'
+--- chunked: 500
+--- error_code: 200
+--- error_log
+RQ11100: request body of 3046 bytes read into a buffer of 4096 bytes
+
+=== a chunked body over the limit is still refused
+--- log_level: warn raceq:trace1
+--- config
+RaceQApplyDelay 0 0
+RaceQMaxBody 2000
+--- request eval
+"POST /t\n" . '{"req_id":"buf-3","user_id":"buffer","pad":"' . ('p' x 3000) . '"}'
+--- chunked: 500
+--- error_code: 413
+--- store
+buffer writes=2 history=buf-1,buf-2
+
 === GETs keep the connection open, also with a body sent along
 --- main_config
 KeepAlive On

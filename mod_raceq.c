@@ -98,6 +98,7 @@ static apr_array_header_t *sqlite_paths;
 
 /* The request a thread serves, so that lib/ lines carry its context. */
 static __thread request_rec *log_r;
+static __thread int log_r_errors; /* lines at error or worse logged for log_r */
 static server_rec *log_s;
 
 /* --- logging ------------------------------------------------------------- */
@@ -105,12 +106,24 @@ static server_rec *log_s;
 static void log_line(void *baton, const char *file, int line, int level, apr_status_t rv,
                      const char *msg)
 {
+    const char *sep = "";
+    const char *why = "";
+    char buf[256];
+
     (void)baton;
+    if (rv >= APR_OS_START_USERERR && rv < APR_OS_START_CANONERR) {
+        /* httpd's apr_strerror() does not know the library's own codes. */
+        sep = ": ";
+        why = rq_strerror(rv, buf, sizeof(buf));
+        rv = APR_SUCCESS;
+    }
     if (log_r) {
-        ap_log_rerror_(file, line, APLOG_MODULE_INDEX, level, rv, log_r, "%s", msg);
+        log_r_errors += level <= APLOG_ERR;
+        ap_log_rerror_(file, line, APLOG_MODULE_INDEX, level, rv, log_r, "%s%s%s", msg, sep,
+                       why);
     }
     else if (log_s) {
-        ap_log_error_(file, line, APLOG_MODULE_INDEX, level, rv, log_s, "%s", msg);
+        ap_log_error_(file, line, APLOG_MODULE_INDEX, level, rv, log_s, "%s%s%s", msg, sep, why);
     }
 }
 
@@ -542,12 +555,21 @@ static int method_refuse(raceq_req_t *q, const char *allow)
                                    q->r->method, allow));
 }
 
+/*
+ * A store failure: logged once at error, by the library where it knows the
+ * cause, else here. The answer says whether a read or a write failed.
+ */
 static int fault_send(raceq_req_t *q, apr_status_t rv, const char *what)
 {
-    ap_log_rerror(APLOG_MARK, APLOG_ERR, rv, q->r, "RQ11003: %s (store %s %s)", what,
-                  q->conf.store_driver, q->conf.store_params);
-    return error_send(q, HTTP_INTERNAL_SERVER_ERROR, NULL,
-                      "the write could not be completed; see the server's error log");
+    char buf[256];
+
+    ap_log_rerror(APLOG_MARK, log_r_errors ? APLOG_DEBUG : APLOG_ERR, APR_SUCCESS, q->r,
+                  "RQ11003: %s (store %s): %s", what,
+                  rq_store_describe(q->r->pool, q->conf.store_driver, q->conf.store_params),
+                  rq_strerror(rv, buf, sizeof(buf)));
+    return error_send(q, HTTP_INTERNAL_SERVER_ERROR, NULL, q->r->method_number == M_GET
+                      ? "the user's state could not be read; see the server's error log"
+                      : "the write could not be completed; see the server's error log");
 }
 
 /* --- POST <location> ----------------------------------------------------- */
@@ -827,6 +849,7 @@ static int raceq_handler(request_rec *r)
     q.r = r;
     conf_get(&q.conf, r);
     log_r = r;
+    log_r_errors = 0;
     rc = route(&q);
     log_r = NULL;
     return rc;

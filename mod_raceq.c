@@ -117,6 +117,7 @@ static apr_array_header_t *sqlite_paths;
 
 /* The request a thread serves, so that lib/ lines carry its context. */
 static __thread request_rec *log_r;
+static __thread int log_r_errors; /* lines at error or worse logged for log_r */
 static server_rec *log_s;
 
 /* --- logging ------------------------------------------------------------- */
@@ -124,12 +125,24 @@ static server_rec *log_s;
 static void log_line(void *baton, const char *file, int line, int level, apr_status_t rv,
                      const char *msg)
 {
+    const char *sep = "";
+    const char *why = "";
+    char buf[256];
+
     (void)baton;
+    if (rv >= APR_OS_START_USERERR && rv < APR_OS_START_CANONERR) {
+        /* httpd's apr_strerror() does not know the library's own codes. */
+        sep = ": ";
+        why = rq_strerror(rv, buf, sizeof(buf));
+        rv = APR_SUCCESS;
+    }
     if (log_r) {
-        ap_log_rerror_(file, line, APLOG_MODULE_INDEX, level, rv, log_r, "%s", msg);
+        log_r_errors += level <= APLOG_ERR;
+        ap_log_rerror_(file, line, APLOG_MODULE_INDEX, level, rv, log_r, "%s%s%s", msg, sep,
+                       why);
     }
     else if (log_s) {
-        ap_log_error_(file, line, APLOG_MODULE_INDEX, level, rv, log_s, "%s", msg);
+        ap_log_error_(file, line, APLOG_MODULE_INDEX, level, rv, log_s, "%s%s%s", msg, sep, why);
     }
 }
 
@@ -366,6 +379,7 @@ static const char *url_check(cmd_parms *cmd, const char *arg)
     apr_uri_t uri;
 
     if (apr_uri_parse(cmd->pool, arg, &uri) != APR_SUCCESS || !uri.scheme || !uri.hostname ||
+        !*uri.hostname ||
         (strcasecmp(uri.scheme, "http") != 0 && strcasecmp(uri.scheme, "https") != 0)) {
         return apr_psprintf(cmd->pool, "%s takes an http:// or https:// URL, not '%s'",
                             cmd->cmd->name, arg);
@@ -586,12 +600,21 @@ static int method_refuse(raceq_req_t *q, const char *allow)
                                    q->r->method, allow));
 }
 
+/*
+ * A store failure: logged once at error, by the library where it knows the
+ * cause, else here. The answer says whether a read or a write failed.
+ */
 static int fault_send(raceq_req_t *q, apr_status_t rv, const char *what)
 {
-    ap_log_rerror(APLOG_MARK, APLOG_ERR, rv, q->r, "RQ11003: %s (store %s %s)", what,
-                  q->conf.store_driver, q->conf.store_params);
-    return error_send(q, HTTP_INTERNAL_SERVER_ERROR, NULL,
-                      "the write could not be completed; see the server's error log");
+    char buf[256];
+
+    ap_log_rerror(APLOG_MARK, log_r_errors ? APLOG_DEBUG : APLOG_ERR, APR_SUCCESS, q->r,
+                  "RQ11003: %s (store %s): %s", what,
+                  rq_store_describe(q->r->pool, q->conf.store_driver, q->conf.store_params),
+                  rq_strerror(rv, buf, sizeof(buf)));
+    return error_send(q, HTTP_INTERNAL_SERVER_ERROR, NULL, q->r->method_number == M_GET
+                      ? "the user's state could not be read; see the server's error log"
+                      : "the write could not be completed; see the server's error log");
 }
 
 /* --- POST <location> ----------------------------------------------------- */
@@ -621,11 +644,31 @@ static int too_large(raceq_req_t *q)
                                    APR_OFF_T_FMT " bytes (RaceQMaxBody)", q->conf.max_body));
 }
 
-/* Reads the body, dechunked, never past RaceQMaxBody + 1 bytes. */
+/* First buffer for a chunked body; it doubles as needed up to the limit. */
+#define RQ_BODY_CHUNKED_START 1024
+
+/* Moves buf[0..len) to a buffer twice as large, at most cap bytes. */
+static char *body_grow(apr_pool_t *p, const char *buf, apr_size_t len, apr_size_t *psize,
+                       apr_size_t cap)
+{
+    apr_size_t size = *psize > cap / 2 ? cap : *psize * 2;
+    char *bigger = apr_palloc(p, size);
+
+    memcpy(bigger, buf, len);
+    *psize = size;
+    return bigger;
+}
+
+/*
+ * Reads the body, dechunked, never past RaceQMaxBody + 1 bytes. The buffer
+ * is as large as Content-Length (plus one byte to see a longer body); for a
+ * chunked body it starts small and grows.
+ */
 static int body_read(raceq_req_t *q, const char **pbody, apr_size_t *plen)
 {
     request_rec *r = q->r;
     apr_size_t max = (apr_size_t)q->conf.max_body;
+    apr_size_t size;
     apr_size_t len = 0;
     char *buf;
     long n;
@@ -639,18 +682,25 @@ static int body_read(raceq_req_t *q, const char **pbody, apr_size_t *plen)
         return too_large(q);
     }
 
-    buf = apr_palloc(r->pool, max + 1);
+    size = r->read_chunked ? RQ_BODY_CHUNKED_START : (apr_size_t)r->remaining + 1;
+    size = size > max + 1 ? max + 1 : size;
+    buf = apr_palloc(r->pool, size);
     if (ap_should_client_block(r)) {
-        while ((n = ap_get_client_block(r, buf + len, max + 1 - len)) > 0) {
+        while ((n = ap_get_client_block(r, buf + len, size - len)) > 0) {
             len += (apr_size_t)n;
             if (len > max) {
                 return too_large(q);
+            }
+            if (len == size) {
+                buf = body_grow(r->pool, buf, len, &size, max + 1);
             }
         }
         if (n < 0) {
             return error_send(q, HTTP_BAD_REQUEST, NULL, "the request body cannot be read");
         }
     }
+    ap_log_rerror(APLOG_MARK, APLOG_TRACE1, 0, r, "RQ11100: request body of %" APR_SIZE_T_FMT
+                  " bytes read into a buffer of %" APR_SIZE_T_FMT " bytes", len, size);
     q->body_done = 1;
     *pbody = buf;
     *plen = len;
@@ -956,6 +1006,10 @@ static int user_handle(raceq_req_t *q, const char *raw)
     if (q->r->method_number != M_GET) {
         return method_refuse(q, "GET");
     }
+    /* A body sent along is read and dropped, so the connection can be kept. */
+    if (ap_discard_request_body(q->r) == OK) {
+        q->body_done = 1;
+    }
     if (!id_decode(&user_id, q->r->pool, raw)) {
         return error_send(q, HTTP_BAD_REQUEST, "user_id", "user_id is not validly URL-encoded");
     }
@@ -1030,6 +1084,7 @@ static int raceq_handler(request_rec *r)
     q.r = r;
     conf_get(&q.conf, r);
     log_r = r;
+    log_r_errors = 0;
     rc = strcmp(r->handler, RQ_ECHO_HANDLER) == 0 ? echo_handle(&q) : route(&q);
     log_r = NULL;
     return rc;

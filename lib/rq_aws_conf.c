@@ -155,7 +155,8 @@ static apr_status_t region_from_profile(const char **pregion, const char **perr,
 }
 
 static apr_status_t resolve_region(rq_aws_conf_t *out, const char **perr, apr_pool_t *p,
-                                   const rq_env_t *env, const apr_uri_t *queue)
+                                   const rq_env_t *env, const apr_uri_t *queue,
+                                   const char *region_option)
 {
     apr_status_t rv;
 
@@ -175,11 +176,13 @@ static apr_status_t resolve_region(rq_aws_conf_t *out, const char **perr, apr_po
         out->region = region_from_host(p, queue->hostname);
     }
     if (!out->region) {
-        *perr = apr_psprintf(p, "no AWS region is set: give RaceQRegion (raceqd --region), "
+        *perr = apr_psprintf(p, "no AWS region is set: give %s, "
                              "set AWS_REGION in the environment or the .env file, "
                              "add \"region\" to the profile \"%s\" in the AWS config file, "
                              "or use a queue URL on an AWS host such as "
-                             "https://sqs.eu-west-1.amazonaws.com/...", out->profile);
+                             "https://sqs.eu-west-1.amazonaws.com/...",
+                             region_option ? region_option : "RaceQRegion (raceqd --region)",
+                             out->profile);
         return RQ_CREDS_ENOREGION;
     }
     return APR_SUCCESS;
@@ -230,6 +233,12 @@ static void unset_empty(rq_aws_conf_t *c)
 apr_status_t rq_aws_conf_resolve_ex(rq_aws_conf_t *out, const char **perr, apr_pool_t *p,
                                     const rq_aws_conf_t *given)
 {
+    return rq_aws_conf_resolve_for(out, perr, p, given, NULL);
+}
+
+apr_status_t rq_aws_conf_resolve_for(rq_aws_conf_t *out, const char **perr, apr_pool_t *p,
+                                     const rq_aws_conf_t *given, const char *region_option)
+{
     rq_env_t *env = NULL;
     apr_uri_t queue;
     apr_status_t rv;
@@ -259,7 +268,7 @@ apr_status_t rq_aws_conf_resolve_ex(rq_aws_conf_t *out, const char **perr, apr_p
         out->profile = "default";
     }
 
-    rv = resolve_region(out, perr, p, env, out->queue_url ? &queue : NULL);
+    rv = resolve_region(out, perr, p, env, out->queue_url ? &queue : NULL, region_option);
     if (rv != APR_SUCCESS) {
         return rv;
     }

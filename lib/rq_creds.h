@@ -77,6 +77,14 @@ apr_status_t rq_aws_conf_resolve_ex(rq_aws_conf_t *out, const char **perr, apr_p
                                     const rq_aws_conf_t *given);
 
 /*
+ * The same, with the caller's own way to give a region named in the
+ * no-region message (e.g. "--region"); NULL names RaceQRegion and raceqd's
+ * --region.
+ */
+apr_status_t rq_aws_conf_resolve_for(rq_aws_conf_t *out, const char **perr, apr_pool_t *p,
+                                     const rq_aws_conf_t *given, const char *region_option);
+
+/*
  * For callers that need a queue (fifo mode, the daemon): RQ_CREDS_ENOQUEUE
  * with *perr saying how to set one when conf has no queue URL.
  */

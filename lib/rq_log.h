@@ -56,6 +56,17 @@ int rq_log_is_level(int level);
 void rq_log_perror(const char *file, int line, int level, apr_status_t rv, apr_pool_t *p,
                    const char *fmt, ...) __attribute__((format(printf, 6, 7)));
 
+/*
+ * Texts for the library's own status codes (RQ_*_E*, from APR_OS_START_USERERR
+ * on), which apr_strerror() does not know. The codes of lib/ are built in; a
+ * module with codes of its own adds a table once, at start-up, before threads
+ * log: texts[i] describes base + 1 + i.
+ */
+apr_status_t rq_strerror_register(apr_status_t base, int count, const char *const *texts);
+
+/* The text for rv: a library code's own text, else apr_strerror()'s. */
+const char *rq_strerror(apr_status_t rv, char *buf, apr_size_t size);
+
 /* Returns "AKID****" style: the first four characters, then stars. */
 const char *rq_log_mask(apr_pool_t *p, const char *secret);
 

@@ -101,6 +101,31 @@ static const char *id_field_name(const char *s, apr_size_t len)
     return NULL;
 }
 
+/* The id a raw key (JSON string text without its quotes) names, escapes decoded. */
+static const char *id_key_name(const char *s, apr_size_t len)
+{
+    char quoted[64];
+    const char *name = NULL;
+    json_t *v;
+
+    if (!s || !memchr(s, '\\', len)) {
+        return id_field_name(s, len);
+    }
+    if (len + 2 > sizeof(quoted)) {
+        return NULL; /* longer than "user_id" with every character escaped */
+    }
+
+    quoted[0] = '"';
+    memcpy(quoted + 1, s, len);
+    quoted[len + 1] = '"';
+    v = json_loadb(quoted, len + 2, JSON_DECODE_ANY, NULL);
+    if (v && json_is_string(v)) {
+        name = id_field_name(json_string_value(v), json_string_length(v));
+    }
+    json_decref(v);
+    return name;
+}
+
 /*
  * Which id a refusal at byte pos belongs to: the top-level member whose value
  * holds pos (want_key 0), or the top-level key just read (want_key 1, for
@@ -153,9 +178,9 @@ static const char *field_at(const char *body, apr_size_t len, apr_size_t pos, in
         return NULL;
     }
     if (want_key) {
-        return in_string ? NULL : id_field_name(str, str_len);
+        return in_string ? NULL : id_key_name(str, str_len);
     }
-    return id_field_name(key, key_len);
+    return id_key_name(key, key_len);
 }
 
 static apr_status_t nul_refuse(rq_payload_error_t *err, apr_pool_t *p, const char *field)
@@ -222,6 +247,12 @@ apr_status_t rq_payload_check_id(rq_payload_error_t *err, apr_pool_t *p, const c
                                   apr_pstrcat(p, field, " may only contain letters, digits "
                                               "and ASCII punctuation (no spaces)", NULL));
         }
+    }
+
+    /* httpd removes the dot segments of /users/./ and /users/../: unreadable. */
+    if (strcmp(field, "user_id") == 0 && value[0] == '.' &&
+        (len == 1 || (len == 2 && value[1] == '.'))) {
+        return payload_refuse(err, field, "user_id cannot be '.' or '..'");
     }
     return APR_SUCCESS;
 }

@@ -91,23 +91,9 @@ static int sqs_status_retryable(const rq_sqs_t *sqs, apr_status_t rv)
 
 const char *rq_sqs_strerror(apr_pool_t *p, apr_status_t rv)
 {
-    static const char *const names[] = {
-        "SQS refused the request",
-        "SQS throttled every attempt",
-        "SQS failed with a server error on every attempt",
-        "SQS could not be reached",
-        "the SQS queue does not exist",
-        "SQS sent a malformed reply or a wrong MD5 digest",
-        "the request is invalid and was not sent",
-        "no AWS credentials could be found",
-        "some entries of an SQS batch failed",
-    };
     char buf[256];
 
-    if (rv > RQ_SQS_ERR_BASE && rv <= RQ_SQS_EPARTIAL) {
-        return names[rv - RQ_SQS_ERR_BASE - 1];
-    }
-    return apr_pstrdup(p, apr_strerror(rv, buf, sizeof(buf)));
+    return apr_pstrdup(p, rq_strerror(rv, buf, sizeof(buf)));
 }
 
 static void sqs_error_clear(rq_sqs_t *sqs)

@@ -91,9 +91,101 @@ typedef struct store_conn_t {
     apr_dbd_prepared_t *stmt[STMT_COUNT];
 } store_conn_t;
 
-static const char *store_name(const rq_store_t *store)
+static int secret_key(const char *key, apr_size_t len)
 {
-    return apr_pstrcat(store->pool, store->driver_name, " ", store->params, NULL);
+    static const char *const keys[] = { "password", "pass", "passwd", "pwd", NULL };
+    int i;
+
+    for (i = 0; keys[i]; i++) {
+        if (strlen(keys[i]) == len && strncasecmp(key, keys[i], len) == 0) {
+            return 1;
+        }
+    }
+    return 0;
+}
+
+/* Length of a parameter value: quoted, or up to a space or a separator. */
+static apr_size_t value_len(const char *v)
+{
+    const char *end;
+
+    if (*v == '\'' || *v == '"') {
+        end = strchr(v + 1, *v);
+        return end ? (apr_size_t)(end - v) + 1 : strlen(v);
+    }
+    return strcspn(v, " \t\r\n;,&");
+}
+
+/* Masks key=value secrets: "host=h password=x" gives "host=h password=****". */
+static char *params_mask(apr_pool_t *p, const char *params)
+{
+    char *out = apr_palloc(p, strlen(params) * 2 + 5);
+    char *o = out;
+    const char *s = params;
+
+    while (*s) {
+        apr_size_t klen = 0;
+        const char *v;
+
+        while (apr_isalnum(s[klen]) || s[klen] == '_') {
+            klen++;
+        }
+        for (v = s + klen; *v == ' ' || *v == '\t'; v++) {
+        }
+        if (klen == 0 || *v != '=' || !secret_key(s, klen)) {
+            apr_size_t n = klen ? klen : 1;
+
+            memcpy(o, s, n);
+            o += n;
+            s += n;
+            continue;
+        }
+        for (v++; *v == ' ' || *v == '\t'; v++) {
+        }
+        memcpy(o, s, (apr_size_t)(v - s));
+        o += v - s;
+        memcpy(o, "****", 4);
+        o += 4;
+        s = v + value_len(v);
+    }
+    *o = '\0';
+    return out;
+}
+
+/* Masks the password of a URI's user information: scheme://user:****@host. */
+static const char *uri_mask(apr_pool_t *p, const char *params)
+{
+    const char *auth = strstr(params, "://");
+    const char *end;
+    const char *at = NULL;
+    const char *colon;
+    const char *c;
+
+    if (!auth) {
+        return params;
+    }
+    auth += 3;
+    end = auth + strcspn(auth, "/?#");
+    for (c = auth; c < end; c++) {
+        at = *c == '@' ? c : at;
+    }
+    colon = at ? memchr(auth, ':', (apr_size_t)(at - auth)) : NULL;
+    if (!colon) {
+        return params;
+    }
+    return apr_pstrcat(p, apr_pstrmemdup(p, params, (apr_size_t)(colon + 1 - params)), "****",
+                       at, NULL);
+}
+
+const char *rq_store_describe(apr_pool_t *p, const char *driver, const char *params)
+{
+    return apr_pstrcat(p, driver ? driver : "", " ",
+                       params_mask(p, uri_mask(p, params ? params : "")), NULL);
+}
+
+static const char *store_name(const rq_store_t *store, apr_pool_t *p)
+{
+    return rq_store_describe(p, store->driver_name, store->params);
 }
 
 static apr_status_t db_fail(rq_store_t *store, store_conn_t *conn, apr_pool_t *p, int err,
@@ -102,7 +194,7 @@ static apr_status_t db_fail(rq_store_t *store, store_conn_t *conn, apr_pool_t *p
     const char *msg = apr_dbd_error(store->driver, conn->handle, err);
 
     rq_log_perror(RQ_LOG_MARK, RQ_LOG_ERR, APR_SUCCESS, p,
-                  "RQ02001: the store %s failed to %s: %s", store_name(store), what,
+                  "RQ02001: the store %s failed to %s: %s", store_name(store, p), what,
                   msg ? msg : "unknown database error");
     return RQ_STORE_EDB;
 }
@@ -188,8 +280,11 @@ static apr_status_t conn_open(void **resource, void *params, apr_pool_t *pool)
 
     rv = apr_dbd_open_ex(store->driver, cp, store->params, &conn->handle, &err);
     if (rv != APR_SUCCESS) {
-        rq_log_perror(RQ_LOG_MARK, RQ_LOG_ERR, rv, cp, "RQ02002: cannot open the store %s%s%s",
-                      store_name(store), err ? ": " : "", err ? err : "");
+        /* The driver's message is the cause; its status adds nothing. */
+        rq_log_perror(RQ_LOG_MARK, RQ_LOG_ERR, err ? APR_SUCCESS : rv, cp,
+                      "RQ02002: cannot open the store %s%s%s; check that the database exists "
+                      "or can be created, and that this process may write to it",
+                      store_name(store, cp), err ? ": " : "", err ? err : "");
         apr_pool_destroy(cp);
         return rv;
     }
@@ -210,9 +305,15 @@ static apr_status_t conn_get(store_conn_t **pconn, rq_store_t *store, apr_pool_t
     apr_status_t rv = apr_reslist_acquire(store->conns, &res);
 
     *pconn = res;
+    if (rv == APR_TIMEUP) {
+        rq_log_perror(RQ_LOG_MARK, RQ_LOG_ERR, APR_SUCCESS, p,
+                      "RQ02003: no connection to the store %s became free in time",
+                      store_name(store, p));
+    }
     if (rv != APR_SUCCESS) {
-        rq_log_perror(RQ_LOG_MARK, RQ_LOG_ERR, rv, p,
-                      "RQ02003: no connection to the store %s is available", store_name(store));
+        /* Opening a connection logged its own cause. */
+        rq_log_perror(RQ_LOG_MARK, RQ_LOG_DEBUG, rv, p,
+                      "RQ02020: no connection to the store %s", store_name(store, p));
         return rv == APR_EGENERAL ? RQ_STORE_EOPEN : rv;
     }
     return APR_SUCCESS;
@@ -287,10 +388,8 @@ static apr_status_t store_first_conn(rq_store_t *store, apr_pool_t *p)
 
     rv = conn_get(&conn, store, p);
     if (rv != APR_SUCCESS) {
-        rq_log_perror(RQ_LOG_MARK, RQ_LOG_ERR, rv, p,
-                      "RQ02005: the store %s cannot be used; check that the database "
-                      "exists or can be created, and that this process may write to it",
-                      store_name(store));
+        rq_log_perror(RQ_LOG_MARK, RQ_LOG_DEBUG, rv, p, "RQ02005: the store %s cannot be used",
+                      store_name(store, p));
         return rv;
     }
     conn_put(store, conn, APR_SUCCESS);

@@ -53,6 +53,13 @@ typedef struct rq_apply_t {
 } rq_apply_t;
 
 /*
+ * "DRIVER PARAMS" for log lines, with secrets masked: the value of a
+ * password=, pass=, passwd= or pwd= parameter and the password of a URI's
+ * user information (scheme://user:****@host) become "****".
+ */
+const char *rq_store_describe(apr_pool_t *p, const char *driver, const char *params);
+
+/*
  * driver is an apr_dbd driver name ("sqlite3", "pgsql"), params its parameters
  * (for sqlite3, the database file). Opens one connection to check the store
  * and create the schema. The store lives until p is cleared.

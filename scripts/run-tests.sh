@@ -3,4 +3,9 @@
 set -eu
 top=$(cd "$(dirname "$0")/.." && pwd)
 cd "$top"
+# A Node.js installed by scripts/deps.sh into tests/.node comes first.
+if [ -x "$top/tests/.node/node_modules/.bin/node" ]; then
+    PATH="$top/tests/.node/node_modules/.bin:$PATH"
+    export PATH
+fi
 exec prove -I tests/lib ${PROVE_ARGS:-} tests/unit/bin/test_* tests/*.t

@@ -14,6 +14,7 @@
 
 #include <apr_general.h>
 #include <apr_getopt.h>
+#include <apr_lib.h>
 #include <apr_strings.h>
 
 #include "rq_log.h"
@@ -264,6 +265,37 @@ static int request_prepare(rq_reqfile_t *req, apr_pool_t *p, const sign_args_t *
     return EXIT_SIGNED;
 }
 
+/*
+ * The query of the request target is decoded before it is signed: names the
+ * first malformed %XX escape and the name=value piece that holds it.
+ */
+static int query_escapes_check(const char *file, const char *uri)
+{
+    const char *query = strchr(uri, '?');
+    const char *pc = query;
+    const char *piece;
+    int n;
+
+    while (pc && (pc = strchr(pc + 1, '%')) != NULL) {
+        if (apr_isxdigit(pc[1]) && apr_isxdigit(pc[2])) {
+            continue;
+        }
+        n = 1;
+        while (n < 3 && pc[n] && pc[n] != '&') {
+            n++;
+        }
+        piece = pc;
+        while (piece > query + 1 && piece[-1] != '&') {
+            piece--;
+        }
+        fprintf(stderr, "raceq-sign: %s: the query of the request target has a malformed "
+                "percent escape '%.*s' in '%.*s'; '%%' must be followed by two hex digits\n",
+                file, n, pc, (int)strcspn(piece, "&"), piece);
+        return EXIT_REQUEST;
+    }
+    return EXIT_SIGNED;
+}
+
 static void result_print(const rq_sigv4_result_t *res, const char *mode)
 {
     int all = strcmp(mode, "all") == 0;
@@ -306,6 +338,10 @@ static int sign_file(apr_pool_t *p, const sign_args_t *a)
     creds.secret_key = a->secret_key;
     creds.session_token = rq_reqfile_header_get(req, "X-Amz-Security-Token");
     rq_reqfile_to_sigv4(&in, req);
+    status = query_escapes_check(a->file, in.uri);
+    if (status != EXIT_SIGNED) {
+        return status;
+    }
     rv = rq_sigv4_sign_all(&res, p, &in, &creds, a->region, a->service, a->time, NULL);
     if (rv != APR_SUCCESS) {
         fprintf(stderr, "raceq-sign: %s: cannot sign the request: %s\n", a->file,

@@ -3,18 +3,24 @@
  * settings and credentials as mod_raceq and raceqd. Useful to check a
  * deployment's queue, to look at what is waiting, and to clear it.
  */
+#include <errno.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include <apr_general.h>
 #include <apr_getopt.h>
+#include <apr_lib.h>
 #include <apr_strings.h>
 #include <jansson.h>
 
 #include "rq_creds.h"
 #include "rq_log.h"
 #include "rq_sqs.h"
+
+#define TIMEOUT_MAX 3600     /* seconds per request */
+#define VISIBILITY_MAX 43200 /* SQS's longest visibility timeout: 12 hours */
 
 typedef struct tool_t {
     apr_pool_t *p;
@@ -55,8 +61,10 @@ static void usage(FILE *out)
 {
     int i;
 
-    fprintf(out, "usage: raceq-sqs [options] COMMAND [ARG]\n\n"
-                 "commands:\n"
+    fprintf(out, "Usage: raceq-sqs [options] COMMAND [ARG]\n\n"
+                 "Talks to an SQS queue with the client, settings and credentials of\n"
+                 "mod_raceq and raceqd.\n\n"
+                 "Commands:\n"
                  "  create-queue NAME   create a queue (FIFO if NAME ends in .fifo)\n"
                  "  queue-url NAME      print the URL of a queue\n"
                  "  attributes          print the queue's attributes as JSON\n"
@@ -64,11 +72,44 @@ static void usage(FILE *out)
                  "                      sequence number as JSON\n"
                  "  receive             print received messages, one JSON object a line\n"
                  "  delete HANDLE       delete a received message by its receipt handle\n"
-                 "  purge               delete every message of the queue\n\noptions:\n");
+                 "  purge               delete every message of the queue\n\nOptions:\n");
     for (i = 0; tool_opts[i].name; i++) {
         fprintf(out, "  --%-12s %s %s\n", tool_opts[i].name, tool_opts[i].has_arg ? "ARG" : "   ",
                 tool_opts[i].description);
     }
+    fprintf(out, "\nExit status: 0 done, 1 the settings, the credentials or the SQS request\n"
+                 "failed, 2 usage error.\n");
+}
+
+/* A usage error: what is wrong, then where the help is; exit status 2. */
+static int usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+static int usage_error(const char *fmt, ...)
+{
+    va_list ap;
+
+    fprintf(stderr, "raceq-sqs: ");
+    va_start(ap, fmt);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+    fprintf(stderr, "\nTry 'raceq-sqs --help'.\n");
+    return 2;
+}
+
+/* A whole decimal number in lo..hi, or -1 (with a usage error printed). */
+static int number_opt(int *pn, const char *name, const char *arg, int lo, int hi)
+{
+    char *end = NULL;
+    apr_int64_t n;
+
+    errno = 0;
+    n = apr_strtoi64(arg, &end, 10);
+    if (!*arg || errno || *end || apr_isspace(*arg) || n < lo || n > hi) {
+        usage_error("--%s takes a whole number from %d to %d, not '%s'", name, lo, hi, arg);
+        return -1;
+    }
+    *pn = (int)n;
+    return 0;
 }
 
 static int fail(tool_t *t, apr_status_t rv, const char *what)
@@ -104,20 +145,43 @@ static int parse_opt(tool_t *t, int opt, const char *arg)
     case OPT_PROFILE: t->given.profile = arg; break;
     case OPT_LOG:
         if (rq_log_level_parse(arg) < 0) {
+            usage_error("--log-level takes emerg, alert, crit, error, warn, notice, info, "
+                        "debug or trace1 .. trace8, not '%s'", arg);
             return -1;
         }
         rq_log_set_level(rq_log_level_parse(arg));
         break;
-    case OPT_TIMEOUT: t->timeout = atoi(arg); break;
+    case OPT_TIMEOUT: return number_opt(&t->timeout, "timeout", arg, 1, TIMEOUT_MAX);
     case OPT_GROUP: t->group = arg; break;
     case OPT_DEDUP: t->dedup = arg; break;
-    case OPT_MAX: t->max = atoi(arg); break;
-    case OPT_WAIT: t->wait = atoi(arg); break;
-    case OPT_VIS: t->visibility = atoi(arg); break;
+    case OPT_MAX: return number_opt(&t->max, "max", arg, 1, 10);
+    case OPT_WAIT: return number_opt(&t->wait, "wait", arg, 0, 20);
+    case OPT_VIS: return number_opt(&t->visibility, "visibility", arg, 0, VISIBILITY_MAX);
     case OPT_DELETE: t->delete_after = 1; break;
     default: return -1;
     }
     return 0;
+}
+
+/* The command and its argument, checked before any setting is resolved. */
+static int command_check(const char *cmd, const char *arg)
+{
+    static const char *const with_arg[] = { "create-queue", "NAME", "queue-url", "NAME",
+                                            "send", "BODY", "delete", "HANDLE", NULL };
+    static const char *const without[] = { "attributes", "receive", "purge", NULL };
+    int i;
+
+    for (i = 0; with_arg[i]; i += 2) {
+        if (strcmp(cmd, with_arg[i]) == 0) {
+            return arg ? 0 : usage_error("%s needs %s", cmd, with_arg[i + 1]);
+        }
+    }
+    for (i = 0; without[i]; i++) {
+        if (strcmp(cmd, without[i]) == 0) {
+            return arg ? usage_error("%s takes no argument, not '%s'", cmd, arg) : 0;
+        }
+    }
+    return usage_error("unknown command '%s'", cmd);
 }
 
 static int tool_connect(tool_t *t)
@@ -126,7 +190,7 @@ static int tool_connect(tool_t *t)
     const char *why = NULL;
     apr_status_t rv;
 
-    rv = rq_aws_conf_resolve_ex(&t->conf, &why, t->p, &t->given);
+    rv = rq_aws_conf_resolve_for(&t->conf, &why, t->p, &t->given, "--region");
     if (rv != APR_SUCCESS) {
         fprintf(stderr, "raceq-sqs: %s\n", why ? why : "the AWS settings could not be resolved");
         return 1;
@@ -274,10 +338,10 @@ static int run(tool_t *t, const char *cmd, const char *arg)
         return 1;
     }
     if (strcmp(cmd, "create-queue") == 0 || strcmp(cmd, "queue-url") == 0) {
-        return arg ? cmd_queue(t, cmd, arg) : 2;
+        return cmd_queue(t, cmd, arg);
     }
     if (strcmp(cmd, "send") == 0) {
-        return arg ? cmd_send(t, arg) : 2;
+        return cmd_send(t, arg);
     }
     if (strcmp(cmd, "receive") == 0) {
         return cmd_receive(t);
@@ -285,15 +349,15 @@ static int run(tool_t *t, const char *cmd, const char *arg)
     if (strcmp(cmd, "attributes") == 0) {
         return cmd_attributes(t);
     }
-    if (strcmp(cmd, "delete") == 0 && arg && !need_queue(t)) {
+    if (need_queue(t)) {
+        return 1;
+    }
+    if (strcmp(cmd, "delete") == 0) {
         rv = rq_sqs_delete(t->sqs, t->p, t->conf.queue_url, arg);
         return rv == APR_SUCCESS ? 0 : fail(t, rv, "delete failed");
     }
-    if (strcmp(cmd, "purge") == 0 && !need_queue(t)) {
-        rv = rq_sqs_purge(t->sqs, t->p, t->conf.queue_url);
-        return rv == APR_SUCCESS ? 0 : fail(t, rv, "purge failed");
-    }
-    return 2;
+    rv = rq_sqs_purge(t->sqs, t->p, t->conf.queue_url);
+    return rv == APR_SUCCESS ? 0 : fail(t, rv, "purge failed");
 }
 
 int main(int argc, const char *const *argv)
@@ -331,19 +395,24 @@ int main(int argc, const char *const *argv)
             return 0;
         }
         if (parse_opt(&t, ch, arg) != 0) {
-            usage(stderr);
             return 2;
         }
     }
-    if (rv != APR_EOF || npos < 1 || npos > 2) {
-        usage(stderr);
+    if (rv != APR_EOF) {
+        fprintf(stderr, "Try 'raceq-sqs --help'.\n"); /* apr_getopt said what is wrong */
+        return 2;
+    }
+    if (npos < 1) {
+        return usage_error("%s", "no COMMAND given");
+    }
+    if (npos > 2) {
+        return usage_error("too many arguments after %s %s", pos[0], pos[1]);
+    }
+    if (command_check(pos[0], pos[1]) != 0) {
         return 2;
     }
 
     rc = run(&t, pos[0], pos[1]);
-    if (rc == 2) {
-        usage(stderr);
-    }
     apr_pool_destroy(t.p);
     apr_terminate();
     return rc;

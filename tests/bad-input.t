@@ -285,6 +285,50 @@ GET /t/users/a%20b
 --- error_code: 400
 --- error_field: user_id
 
+=== user_id '.' is refused (it could not be read back)
+--- request
+POST /t
+{"req_id":"dot-1","user_id":"."}
+--- error_code: 400
+--- error_field: user_id
+--- error_message_like: ^user_id cannot be '\.' or '\.\.'$
+--- store_unchanged: victim
+
+=== user_id '..' is refused
+--- request
+POST /t
+{"req_id":"dot-2","user_id":".."}
+--- error_code: 400
+--- error_field: user_id
+--- error_message_like: ^user_id cannot be '\.' or '\.\.'$
+--- store_unchanged: victim
+
+=== req_id '..' and user_id '...' are accepted
+--- request
+POST /t
+{"req_id":"..","user_id":"..."}
+--- error_code: 200
+--- store
+... writes=1 history=..
+
+=== req_id duplicated with an escaped key
+--- request
+POST /t
+{"req_id":"e1","req_\u0069d":"e2","user_id":"victim"}
+--- error_code: 400
+--- error_field: req_id
+--- error_message_like: duplicate
+--- store_unchanged: victim
+
+=== user_id duplicated with an escaped key
+--- request
+POST /t
+{"user_id":"victim","req_id":"e3","\u0075ser_id":"other"}
+--- error_code: 400
+--- error_field: user_id
+--- error_message_like: duplicate
+--- store_unchanged: victim other
+
 === GET users without an id names no resource
 --- request
 GET /t/users/

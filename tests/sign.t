@@ -22,6 +22,10 @@ my $VANILLA_TOKEN =
 my @BASE = ('--access-key', $AK, '--secret-key', $SK, '--region', 'us-east-1',
             '--service', 'service', '--time', $TIME);
 
+# A Node.js installed by scripts/deps.sh into tests/.node comes first.
+$ENV{PATH} = "$top/tests/.node/node_modules/.bin:$ENV{PATH}"
+    if -x "$top/tests/.node/node_modules/.bin/node";
+
 die "$sign is not built (run make)\n" unless -x $sign;
 
 my $tmp = tempdir(CLEANUP => 1);
@@ -197,7 +201,13 @@ my %bad_requests = (
                                   . "X-Amz-Date:20150830T123601Z"),
                              qr/X-Amz-Date 20150830T123601Z differs from --time $TIME/],
     'bad query escape'   => [spew('esc.req', "GET /?a=%zz HTTP/1.1\nHost:h"),
-                             qr/cannot sign the request/],
+                             qr/esc\.req: the query of the request target has a malformed/],
+    'short escape'       => [spew('esc2.req', "GET /p?b=1&c=%4 HTTP/1.1\nHost:h"),
+                             qr/escape '%4' in 'c=%4'; '%' must be followed by two hex digits$/],
+    'escape in a name'   => [spew('esc3.req', "GET /p?x%g1=2 HTTP/1.1\nHost:h"),
+                             qr/malformed percent escape '%g1' in 'x%g1=2'/],
+    'lone %'             => [spew('esc4.req', "GET /p?a=%&b=1 HTTP/1.1\nHost:h"),
+                             qr/malformed percent escape '%' in 'a=%'/],
 );
 for my $case (sort keys %bad_requests) {
     my ($path, $why) = @{ $bad_requests{$case} };

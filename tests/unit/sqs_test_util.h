@@ -17,6 +17,7 @@
 
 #include <apr_strings.h>
 
+#include "rq_log.h"
 #include "rq_sqs.h"
 
 #define SQS_TEST_ACCESS_KEY "AKIDRACEQTEST0000000"
@@ -24,6 +25,62 @@
 #define SQS_TEST_TOKEN      "raceq-test-session-token-never-logged"
 
 extern char **environ;
+
+/*
+ * Log capture: what the library logs at notice and above is kept, as
+ * "[level] message" lines, for the test to assert on, instead of going to
+ * stderr where an expected error looks like a failure.
+ */
+typedef struct sqs_test_log_t {
+    char text[8192];
+    size_t len;
+} sqs_test_log_t;
+
+static inline sqs_test_log_t *sqs_test_log_state(void)
+{
+    static sqs_test_log_t log;
+
+    return &log;
+}
+
+static inline void sqs_test_log_line(void *baton, const char *file, int line, int level,
+                                     apr_status_t rv, const char *msg)
+{
+    static const char *const names[] = { "emerg", "alert", "crit", "error", "warn", "notice" };
+    sqs_test_log_t *log = sqs_test_log_state();
+    size_t room = sizeof(log->text) - log->len;
+    int n;
+
+    (void)baton, (void)file, (void)line, (void)rv;
+    if (level > RQ_LOG_NOTICE || room <= 1) {
+        return;
+    }
+    n = snprintf(log->text + log->len, room, "[%s] %s\n", names[level], msg);
+    if (n > 0) {
+        log->len += (size_t)n < room ? (size_t)n : room - 1;
+    }
+}
+
+static inline int sqs_test_log_enabled(void *baton, int level)
+{
+    (void)baton;
+    return level <= RQ_LOG_NOTICE;
+}
+
+static inline void sqs_test_log_capture(void)
+{
+    rq_log_set(sqs_test_log_line, sqs_test_log_enabled, NULL);
+}
+
+/* The lines captured since the last call; forgets them. */
+static inline const char *sqs_test_log_take(apr_pool_t *p)
+{
+    sqs_test_log_t *log = sqs_test_log_state();
+    const char *text = apr_pstrmemdup(p, log->text, log->len);
+
+    log->len = 0;
+    return text;
+}
 
 /* Credentials the emulator accepts (it checks no signature), from the environment. */
 static inline void sqs_test_env(int with_token)
@@ -91,12 +148,15 @@ static inline int sqs_test_server_start(sqs_test_server_t *srv, const char *top,
     posix_spawn_file_actions_adddup2(&fa, out[1], 1);
     posix_spawn_file_actions_addclose(&fa, in[1]);
     posix_spawn_file_actions_addclose(&fa, out[0]);
-    argv[0] = "node";
+    argv[0] = apr_pstrcat(p, top, "/tests/.node/node_modules/.bin/node", NULL);
+    if (access(argv[0], X_OK) != 0) {
+        argv[0] = "node"; /* no Node.js in tests/.node: the one in PATH */
+    }
     argv[1] = apr_pstrcat(p, top, "/tests/", script, NULL);
     argv[2] = "0";
     argv[3] = (char *)arg;
     argv[4] = NULL;
-    rc = posix_spawnp(&srv->pid, "node", &fa, NULL, argv, environ);
+    rc = posix_spawnp(&srv->pid, argv[0], &fa, NULL, argv, environ);
     posix_spawn_file_actions_destroy(&fa);
     close(in[0]);
     close(out[1]);

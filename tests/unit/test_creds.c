@@ -412,6 +412,10 @@ static void test_region_missing(void)
     RQ_IS_INT(rv, RQ_CREDS_ENOREGION, "no region anywhere: RQ_CREDS_ENOREGION");
     RQ_OK(err && strstr(err, "no AWS region is set") && strstr(err, "RaceQRegion")
           && strstr(err, "AWS_REGION"), "the error says how to set one: %s", err);
+    rv = rq_aws_conf_resolve_for(&out, &err, pool, &given, "--region");
+    RQ_IS_INT(rv, RQ_CREDS_ENOREGION, "resolve_for: RQ_CREDS_ENOREGION");
+    RQ_OK(err && strstr(err, "give --region, set AWS_REGION") && !strstr(err, "RaceQRegion")
+          && !strstr(err, "raceqd"), "naming the caller's own option only: %s", err);
 
     put_file("home/.aws/config", "[default]\nregion\n");
     rv = rq_aws_conf_resolve_ex(&out, &err, pool, &given);

@@ -77,6 +77,9 @@ static void test_opts_errors(void)
     usage_error("--url", "ftp://h/x", NULL, "--url");
     usage_error("--url", "not a url", NULL, "--url");
     usage_error("--url", "http://h/x?q=1", NULL, "query");
+    usage_error("--url", "http://h/race?", NULL, "query");
+    usage_error("--url", "http://h?a=1", NULL, "query");
+    usage_error("--url", "http://h/race#top", NULL, "fragment");
     usage_error("--url=http://h", "--users", "0", "--users");
     usage_error("--url=http://h", "--users", "-1", "--users");
     usage_error("--url=http://h", "--users", "3x", "--users");

@@ -37,6 +37,24 @@ static const refusal_t refusals[] = {
     { "raw NUL byte", "{\"req_id\":\"a\",\"user_id\":\"b\"}\0", 30, NULL, "NUL" },
     { "duplicate key", "{\"req_id\":\"a\",\"user_id\":\"b\",\"req_id\":\"c\"}", 0, "req_id",
       "duplicate key: \"req_id\"" },
+    { "user_id '.'", "{\"req_id\":\"a\",\"user_id\":\".\"}", 0, "user_id",
+      "user_id cannot be '.' or '..'" },
+    { "user_id '..'", "{\"req_id\":\"a\",\"user_id\":\"..\"}", 0, "user_id",
+      "user_id cannot be '.' or '..'" },
+    { "user_id '..' escaped", "{\"req_id\":\"a\",\"user_id\":\".\\u002e\"}", 0, "user_id",
+      "user_id cannot be '.' or '..'" },
+    { "duplicate req_id written with an escape",
+      "{\"req_id\":\"e1\",\"req_\\u0069d\":\"e2\",\"user_id\":\"b\"}", 0, "req_id",
+      "duplicate key" },
+    { "duplicate user_id written with escapes",
+      "{\"user_id\":\"a\",\"req_id\":\"r\",\"\\u0075ser\\u005fid\":\"b\"}", 0, "user_id",
+      "duplicate key" },
+    { "duplicate of an escaped key that is no id",
+      "{\"req_id\":\"a\",\"user_id\":\"b\",\"r\\u0065q\":1,\"req\":2}", 0, NULL,
+      "duplicate key" },
+    { "invalid UTF-8 in user_id named with an escape",
+      "{\"req_id\":\"a\",\"user\\u005fid\":\"\xff\"}", 0, "user_id",
+      "user_id is not valid UTF-8" },
     { "duplicate nested key", "{\"req_id\":\"a\",\"user_id\":\"b\",\"o\":{\"k\":1,\"k\":2}}",
       0, NULL, "duplicate key: \"k\"" },
     { "duplicate other key", "{\"a\":1,\"req_id\":\"a\",\"user_id\":\"b\",\"a\":2}", 0, NULL,
@@ -201,6 +219,18 @@ static void test_check_id(apr_pool_t *p)
     RQ_IS_INT(rq_payload_check_id(&err, p, "user_id", "b b", 3), RQ_PAYLOAD_EINVALID,
               "check_id refuses a space");
     RQ_IS_STR(err.field, "user_id", "check_id names the field");
+    RQ_IS_INT(rq_payload_check_id(&err, p, "user_id", ".", 1), RQ_PAYLOAD_EINVALID,
+              "check_id refuses user_id '.'");
+    RQ_IS_STR(err.message, "user_id cannot be '.' or '..'", "check_id says why '.'");
+    RQ_IS_INT(rq_payload_check_id(&err, p, "user_id", "..", 2), RQ_PAYLOAD_EINVALID,
+              "check_id refuses user_id '..'");
+    RQ_IS_STR(err.field, "user_id", "check_id names user_id for '..'");
+    RQ_IS_INT(rq_payload_check_id(&err, p, "user_id", "...", 3), APR_SUCCESS,
+              "check_id accepts user_id '...'");
+    RQ_IS_INT(rq_payload_check_id(&err, p, "user_id", ".a", 2), APR_SUCCESS,
+              "check_id accepts user_id '.a'");
+    RQ_IS_INT(rq_payload_check_id(&err, p, "req_id", "..", 2), APR_SUCCESS,
+              "check_id accepts req_id '..'");
 }
 
 int main(void)

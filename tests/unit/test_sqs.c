@@ -369,11 +369,16 @@ static void test_md5(apr_pool_t *p)
     rv = rq_sqs_send(&sent, sqs, p, QURL, "hello", "g", "d");
     RQ_IS_INT(rv, RQ_SQS_EBADREPLY, "a wrong MD5OfMessageBody gives EBADREPLY");
     RQ_IS_INT(fake.calls, 1, "without a retry (the message may be stored)");
+    RQ_IS_STR(sqs_test_log_take(p), "[error] RQ06005: SQS stored message m with a digest that "
+              "does not match the body sent\n", "and logs one error naming the message");
 
     fake_script(1, &bad_recv);
     rv = rq_sqs_receive(&msgs, sqs, p, QURL, 1, 0, -1, NULL);
     RQ_IS_INT(rv, RQ_SQS_EBADREPLY, "a wrong MD5OfBody gives EBADREPLY");
     RQ_OK(strstr(rq_sqs_error(sqs)->message, "MD5OfBody") != NULL, "and says so");
+    RQ_IS_STR(sqs_test_log_take(p), "[error] RQ06007: SQS message m arrived with a body that "
+              "does not match its digest; it will be delivered again\n",
+              "and logs one error naming the message");
 }
 
 static void test_receive(apr_pool_t *p)
@@ -536,7 +541,7 @@ static void test_no_secrets_logged(apr_pool_t *p)
     rq_log_set(log_capture, log_all, NULL);
     fake_script(2, replies);
     rq_sqs_get_queue_url(&url, sqs, p, "t.fifo");
-    rq_log_set(NULL, NULL, NULL);
+    sqs_test_log_capture();
     RQ_OK(log_lines >= 4, "trace logging wrote the exchange (%d lines)", log_lines);
     RQ_IS_INT(log_leaks, 0, "no line holds the secret, the token or the signature");
 }
@@ -549,6 +554,7 @@ int main(void)
     apr_pool_create(&p, NULL);
     fake.p = p;
     sqs_test_env(1);
+    sqs_test_log_capture();
 
     test_ids();
     test_bodies(p);
@@ -561,6 +567,7 @@ int main(void)
     test_batches(p);
     test_malformed(p);
     test_no_secrets_logged(p);
+    RQ_IS_STR(sqs_test_log_take(p), "", "nothing else was logged at notice or above");
 
     json_decref(fake.body);
     apr_pool_destroy(p);

@@ -56,6 +56,8 @@ static void test_md5(void)
 
     RQ_IS_INT(send_to("badmd5", &sent), RQ_SQS_EBADREPLY, "a wrong MD5OfMessageBody: EBADREPLY");
     RQ_IS_INT(rq_sqs_error(sqs)->attempts, 1, "not retried");
+    RQ_OK(strstr(sqs_test_log_take(pool), "[error] RQ06005: SQS stored message ") != NULL,
+          "an error is logged for the stored message");
 }
 
 static void test_partial(void)
@@ -105,6 +107,7 @@ int main(int argc, char **argv)
     apr_initialize();
     apr_pool_create(&pool, NULL);
     sqs_test_env(0);
+    sqs_test_log_capture();
 
     if (sqs_test_server_start(&srv, sqs_test_top(pool, argv[0]), "sqs-standin.mjs", NULL,
                               pool) != 0) {
@@ -121,6 +124,7 @@ int main(int argc, char **argv)
     test_md5();
     test_partial();
     test_group_batch();
+    RQ_IS_STR(sqs_test_log_take(pool), "", "nothing else was logged at notice or above");
 
     sqs_test_server_stop(&srv);
     apr_pool_destroy(pool);

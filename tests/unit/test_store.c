@@ -300,6 +300,66 @@ static void test_race_loses(rq_store_t *store, apr_pool_t *p)
           writes);
 }
 
+static void test_describe(apr_pool_t *p)
+{
+    RQ_IS_STR(rq_store_describe(p, "sqlite3", "/var/lib/raceq/toy.db"),
+              "sqlite3 /var/lib/raceq/toy.db", "describe: a path as it is");
+    RQ_IS_STR(rq_store_describe(p, "pgsql", "host=db port=5432 user=rq password=s3cret "
+                                "dbname=toy"),
+              "pgsql host=db port=5432 user=rq password=**** dbname=toy",
+              "describe: password= masked");
+    RQ_IS_STR(rq_store_describe(p, "pgsql", "host=db PASSWORD = 'a b c' dbname=toy"),
+              "pgsql host=db PASSWORD = **** dbname=toy", "describe: quoted, spaced, upper case");
+    RQ_IS_STR(rq_store_describe(p, "mysql", "host=db,user=rq,pass=pw1,dbname=toy"),
+              "mysql host=db,user=rq,pass=****,dbname=toy", "describe: pass= masked");
+    RQ_IS_STR(rq_store_describe(p, "odbc", "DATASOURCE=x;PWD=pw2;UID=u"),
+              "odbc DATASOURCE=x;PWD=****;UID=u", "describe: PWD= masked");
+    RQ_IS_STR(rq_store_describe(p, "pgsql", "postgresql://rq:s3cret@db:5432/toy?sslmode=require"),
+              "pgsql postgresql://rq:****@db:5432/toy?sslmode=require",
+              "describe: a URI's password masked");
+    RQ_IS_STR(rq_store_describe(p, "pgsql", "postgresql://rq@db/toy"),
+              "pgsql postgresql://rq@db/toy", "describe: a URI without password as it is");
+    RQ_IS_STR(rq_store_describe(p, "pgsql", "user=passenger dbname=password"),
+              "pgsql user=passenger dbname=password", "describe: only keys are matched");
+}
+
+static char open_log[4096];
+static int open_errors;
+
+static void open_log_line(void *baton, const char *file, int line, int level, apr_status_t rv,
+                          const char *msg)
+{
+    apr_size_t len = strlen(open_log);
+
+    (void)baton, (void)file, (void)line;
+    if (level <= RQ_LOG_ERR) {
+        open_errors++;
+        apr_snprintf(open_log + len, sizeof(open_log) - len, "%d %s\n", rv, msg);
+    }
+}
+
+static int open_log_enabled(void *baton, int level)
+{
+    (void)baton, (void)level;
+    return 1;
+}
+
+/* A database that cannot be opened: one error line, with the driver's cause. */
+static void test_open_error_logged(apr_pool_t *p, const char *dir)
+{
+    rq_store_t *store = NULL;
+
+    rq_log_set(open_log_line, open_log_enabled, NULL);
+    RQ_OK(rq_store_open(&store, p, "sqlite3", dir) != APR_SUCCESS && store == NULL,
+          "open fails on a directory");
+    rq_log_set(NULL, NULL, NULL);
+    rq_log_set_level(RQ_LOG_EMERG);
+    RQ_IS_INT(open_errors, 1, "one line at error: %s", open_log);
+    RQ_OK(strncmp(open_log, "0 RQ02002: cannot open the store sqlite3 ", 41) == 0 &&
+          strstr(open_log, ": unable to open database file; check that") != NULL,
+          "with the driver's cause and no status code: %s", open_log);
+}
+
 int main(void)
 {
     apr_pool_t *p;
@@ -316,6 +376,8 @@ int main(void)
     db = apr_pstrcat(p, dir, "/toy.db", NULL);
 
     test_open(p, dir);
+    test_describe(p);
+    test_open_error_logged(p, dir);
     RQ_IS_INT(rq_store_open(&store, p, "sqlite3", db), APR_SUCCESS, "open a fresh store");
     if (store) {
         test_race_single(store, p);

@@ -24,6 +24,10 @@ use Time::HiRes qw(sleep);
 
 my $TESTS = abs_path(dirname(__FILE__) . '/../../..');
 
+# A Node.js installed by scripts/deps.sh into tests/.node comes first.
+$ENV{PATH} = "$TESTS/.node/node_modules/.bin:$ENV{PATH}"
+    if -x "$TESTS/.node/node_modules/.bin/node";
+
 sub tests_dir { return $TESTS }
 
 sub start {

@@ -43,6 +43,9 @@ my %PLAN = $QUICK
     : (seconds => 5, rounds => 3, levels => [1, 4, 16, 32, 64], ab_requests => 20000,
        ref_seconds => 5, waiting => 1000, warmup => 2);
 
+# Long polls at once, of raceqd (scenarios 2 and 3) and of the reference client.
+my $POLLERS = 2;
+
 my $RUN = strftime('%Y%m%d-%H%M%S', localtime) . ($QUICK ? '-quick' : '');
 my $TAG = sprintf '%04x%04x', $$ & 0xffff, int(rand 0x10000);
 my (@problems, @unavailable);
@@ -141,15 +144,52 @@ sub fifo_prepare {
     return 'fifo mode not available: the SQS emulator cannot start: '
         . 'tests/node_modules/fauxqs is missing (run scripts/deps.sh)'
         unless $b->fauxqs;
-    my $ok = eval { $b->raceqd_start(delay => '0 0'); 1 };
+    my $ok = eval {
+        for my $d (fifo_daemons($b)) {
+            $b->raceqd_start(%$d);
+        }
+        1;
+    };
     return "fifo mode not available: raceqd does not start: $@" unless $ok;
     return undef;
 }
 
-# Asks the fifo location for one write; a build without fifo mode says 501.
+# One queue and one raceqd per fifo location, each with the toy write's
+# duration of its scenario; none is restarted while messages are in flight.
+# --wait-seconds 2: a receive returns as soon as a message is there, so the
+# long-poll wait only bounds how long raceqd takes to stop at the end.
+my %QUEUES;
+sub fifo_daemons {
+    my ($b) = @_;
+    my $fq = $b->fauxqs;
+    for my $q (qw(demo wait)) {
+        $QUEUES{$q} //= $fq->create_queue("bench-$q-$TAG.fifo");
+    }
+    return (
+        { name => 'raceqd', path => '/fifo', delay => '0 0', pollers => $POLLERS,
+          wait_seconds => 2 },
+        { name => 'raceqd-demo', path => '/fifo-demo', queue => $QUEUES{demo},
+          delay => '1 200', wait_seconds => 2 },
+        { name => 'raceqd-wait', path => '/fifo-wait', queue => $QUEUES{wait},
+          delay => '20 20', workers => 8, wait_seconds => 2 },
+    );
+}
+
+# Asks each fifo location for one write; a build without fifo mode says 501.
 sub fifo_probe {
     my ($b) = @_;
-    my $res = $b->post('/fifo', qq({"req_id":"probe-$TAG","user_id":"probe-$TAG"}));
+
+    for my $path ('/fifo', '/fifo-demo', '/fifo-wait') {
+        my $why = fifo_probe_one($b, $path);
+        return $why if $why;
+    }
+    return undef;
+}
+
+sub fifo_probe_one {
+    my ($b, $path) = @_;
+    (my $id = "probe-$TAG$path") =~ tr{/}{-};
+    my $res = $b->post($path, qq({"req_id":"$id","user_id":"$id"}));
 
     return undef if ($res->{status} // 0) == 200;
     my $body = $res->{body} // '';
@@ -181,17 +221,16 @@ sub locations {
 EOF
     return $text unless $fifo;
     my $fq = $b->fauxqs;
-    for my $loc (['/fifo', '0 0'], ['/fifo-demo', '1 200']) {
+    for my $d (fifo_daemons($b)) {
         $text .= <<"EOF";
-<Location $loc->[0]>
+<Location $d->{path}>
     SetHandler raceq
     RaceQMode fifo
-    RaceQApplyDelay $loc->[1]
     RaceQGenerateId On
-    RaceQQueueURL @{[ $fq->queue_url ]}
+    RaceQQueueURL @{[ $d->{queue} // $fq->queue_url ]}
     RaceQEndpoint @{[ $fq->endpoint ]}
     RaceQRegion @{[ $fq->region ]}
-    RaceQDaemonSocket $t/raceqd.sock
+    RaceQDaemonSocket $t/$d->{name}.sock
     RaceQTimeout 120
 </Location>
 EOF
@@ -249,9 +288,7 @@ sub scenario_1 {
     push @problems, "scenario 1 race: $race->{error}" if $race->{error};
     return { %s, %{ unavailable(1, $why) } } unless $fifo_ok;
 
-    $b->raceqd_start(delay => '1 200');
     my $fifo = $b->fire(path => '/fifo-demo', users => 3, per_user => 5);
-    $b->raceqd_start(delay => '0 0');
     if ($fifo->{error}) {
         push @problems, "scenario 1 fifo: $fifo->{error}";
         return { %s, status => 'failed', error => $fifo->{error} };
@@ -292,8 +329,9 @@ sub reference_client {
     my $env = $fq->env;
     local @ENV{ keys %$env } = @{$env}{ keys %$env };
     local $ENV{AWS_FIFO_URL} = $queue;
-    my $run = $b->run_tool([$bin, '--threads', 64, '--seconds', $PLAN{ref_seconds},
-                            '--users', 1000], timeout => $PLAN{ref_seconds} + 60);
+    my $run = $b->run_tool([$bin, '--threads', 64, '--pollers', $POLLERS,
+                            '--seconds', $PLAN{ref_seconds}, '--users', 1000],
+                           timeout => $PLAN{ref_seconds} + 60);
     my $r = eval { decode_json($run->{stdout}) };
     return { error => "sqs-ref failed (status $run->{status}): $run->{stderr}$run->{stdout}" }
         unless ref $r eq 'HASH' && $run->{status} == 0;
@@ -323,19 +361,21 @@ sub scenario_5 {
     my ($b, $fifo_ok, $why) = @_;
 
     return unavailable(5, $why) unless $fifo_ok;
-    # A slow apply keeps the requests waiting while memory is sampled.
-    $b->raceqd_start(delay => '20 20', workers => 8);
-    my $idle = $b->memory_now;
-    my $fire = $b->fire(path => '/fifo', users => $PLAN{waiting}, per_user => 1,
+    # A slow apply (raceqd-wait: 8 workers, 20 ms per write) keeps the
+    # requests waiting while memory is sampled.
+    my $now = $b->memory_now;
+    my $idle = { httpd => $now->{httpd}, raceqd => $now->{'raceqd-wait'} };
+    my $fire = $b->fire(path => '/fifo-wait', users => $PLAN{waiting}, per_user => 1,
                         concurrency => $PLAN{waiting});
-    $b->raceqd_start(delay => '0 0');
+    my $peak = $fire->{peak_rss_kib} // {};
     push @problems, "scenario 5: $fire->{error}" if $fire->{error};
     push @problems, "scenario 5: not every request got 200"
         if !$fire->{error} && ($fire->{answers}{200} // 0) != $PLAN{waiting};
     return {
         status => $fire->{error} ? 'failed' : 'ok',
         what => "$PLAN{waiting} fifo requests at once (raceqd: 8 workers, 20 ms per write)",
-        idle_rss_kib => $idle, peak_rss_kib => $fire->{peak_rss_kib}, fire => $fire,
+        idle_rss_kib => $idle, fire => $fire,
+        peak_rss_kib => { httpd => $peak->{httpd}, raceqd => $peak->{'raceqd-wait'} },
     };
 }
 
@@ -511,7 +551,7 @@ sub main {
     $res{scenarios}{'3_throughput'} = scenario_3($bench, !$why, $why, $ref);
     $res{scenarios}{'5_memory_waiting'} = scenario_5($bench, !$why, $why);
 
-    my @errors = $bench->httpd_errors;
+    my @errors = ($bench->httpd_errors, $bench->raceqd_errors);
     push @problems, map { "error_log: $_" } @errors[0 .. ($#errors < 9 ? $#errors : 9)];
     $res{memory}{httpd_peak_kib} = (sort { $b <=> $a } map { $_->{httpd} // 0 }
                                     grep { $_ } map { $_->{peak_rss_kib} }

@@ -43,6 +43,9 @@ my %PLAN = $QUICK
     : (seconds => 5, rounds => 3, levels => [1, 4, 16, 32, 64], ab_requests => 20000,
        ref_seconds => 5, waiting => 1000, warmup => 2);
 
+# Long polls at once, of raceqd (scenarios 2 and 3) and of the reference client.
+my $POLLERS = 2;
+
 my $RUN = strftime('%Y%m%d-%H%M%S', localtime) . ($QUICK ? '-quick' : '');
 my $TAG = sprintf '%04x%04x', $$ & 0xffff, int(rand 0x10000);
 my (@problems, @unavailable);
@@ -141,15 +144,52 @@ sub fifo_prepare {
     return 'fifo mode not available: the SQS emulator cannot start: '
         . 'tests/node_modules/fauxqs is missing (run scripts/deps.sh)'
         unless $b->fauxqs;
-    my $ok = eval { $b->raceqd_start(delay => '0 0'); 1 };
+    my $ok = eval {
+        for my $d (fifo_daemons($b)) {
+            $b->raceqd_start(%$d);
+        }
+        1;
+    };
     return "fifo mode not available: raceqd does not start: $@" unless $ok;
     return undef;
 }
 
-# Asks the fifo location for one write; a build without fifo mode says 501.
+# One queue and one raceqd per fifo location, each with the toy write's
+# duration of its scenario; none is restarted while messages are in flight.
+# --wait-seconds 2: a receive returns as soon as a message is there, so the
+# long-poll wait only bounds how long raceqd takes to stop at the end.
+my %QUEUES;
+sub fifo_daemons {
+    my ($b) = @_;
+    my $fq = $b->fauxqs;
+    for my $q (qw(demo wait)) {
+        $QUEUES{$q} //= $fq->create_queue("bench-$q-$TAG.fifo");
+    }
+    return (
+        { name => 'raceqd', path => '/fifo', delay => '0 0', pollers => $POLLERS,
+          wait_seconds => 2 },
+        { name => 'raceqd-demo', path => '/fifo-demo', queue => $QUEUES{demo},
+          delay => '1 200', wait_seconds => 2 },
+        { name => 'raceqd-wait', path => '/fifo-wait', queue => $QUEUES{wait},
+          delay => '20 20', workers => 8, wait_seconds => 2 },
+    );
+}
+
+# Asks each fifo location for one write; a build without fifo mode says 501.
 sub fifo_probe {
     my ($b) = @_;
-    my $res = $b->post('/fifo', qq({"req_id":"probe-$TAG","user_id":"probe-$TAG"}));
+
+    for my $path ('/fifo', '/fifo-demo', '/fifo-wait') {
+        my $why = fifo_probe_one($b, $path);
+        return $why if $why;
+    }
+    return undef;
+}
+
+sub fifo_probe_one {
+    my ($b, $path) = @_;
+    (my $id = "probe-$TAG$path") =~ tr{/}{-};
+    my $res = $b->post($path, qq({"req_id":"$id","user_id":"$id"}));
 
     return undef if ($res->{status} // 0) == 200;
     my $body = $res->{body} // '';
@@ -181,17 +221,16 @@ sub locations {
 EOF
     return $text unless $fifo;
     my $fq = $b->fauxqs;
-    for my $loc (['/fifo', '0 0'], ['/fifo-demo', '1 200']) {
+    for my $d (fifo_daemons($b)) {
         $text .= <<"EOF";
-<Location $loc->[0]>
+<Location $d->{path}>
     SetHandler raceq
     RaceQMode fifo
-    RaceQApplyDelay $loc->[1]
     RaceQGenerateId On
-    RaceQQueueURL @{[ $fq->queue_url ]}
+    RaceQQueueURL @{[ $d->{queue} // $fq->queue_url ]}
     RaceQEndpoint @{[ $fq->endpoint ]}
     RaceQRegion @{[ $fq->region ]}
-    RaceQDaemonSocket $t/raceqd.sock
+    RaceQDaemonSocket $t/$d->{name}.sock
     RaceQTimeout 120
 </Location>
 EOF
@@ -249,9 +288,7 @@ sub scenario_1 {
     push @problems, "scenario 1 race: $race->{error}" if $race->{error};
     return { %s, %{ unavailable(1, $why) } } unless $fifo_ok;
 
-    $b->raceqd_start(delay => '1 200');
     my $fifo = $b->fire(path => '/fifo-demo', users => 3, per_user => 5);
-    $b->raceqd_start(delay => '0 0');
     if ($fifo->{error}) {
         push @problems, "scenario 1 fifo: $fifo->{error}";
         return { %s, status => 'failed', error => $fifo->{error} };
@@ -272,45 +309,85 @@ sub scenario_2 {
     my $agg = interleaved($b, 'scenario 2', ['/fifo', '/race'], connections => 32, users => 100);
     my ($fifo, $race) = @{$agg}{qw(/fifo /race)};
     my $d50 = $fifo->{p50} - $race->{p50};
+    # With one connection nothing queues: the sweep's figures there are what
+    # fifo mode adds to one request on an idle server.
+    my %one = map {
+        my $name = $_;
+        my ($r) = grep { $_->{connections} == 1 } @{ $res{sweep}{$name} // [] };
+        ($name => $r ? $r->{latency_us}{p50} : undef);
+    } qw(fifo race);
     return {
         status => 'ok', what => 'delay 0, 100 users, 32 connections',
         fifo => $fifo, race => $race,
         p50_overhead_us => $d50, p99_overhead_us => $fifo->{p99} - $race->{p99},
+        p50_overhead_1conn_us => defined $one{fifo} && defined $one{race}
+            ? $one{fifo} - $one{race} : undef,
         target => 'p50 overhead <= 3 ms',
         met => $d50 <= 3000 ? JSON::PP::true : JSON::PP::false,
     };
 }
 
-# The reference client runs first, alone on its own queue of the emulator.
+# One run of the reference client, on a new queue of its own on the emulator.
+my $n_ref = 0;
 sub reference_client {
     my ($b) = @_;
     my $bin = "$ROOT/bench/bin/sqs-ref";
 
     return { error => "$bin is not built (scripts/bench.sh builds it)" } unless -x $bin;
     my $fq = $b->fauxqs;
-    my $queue = $fq->create_queue("bench-ref-$TAG.fifo");
+    my $queue = $fq->create_queue("bench-ref-$TAG-" . ++$n_ref . ".fifo");
     my $env = $fq->env;
     local @ENV{ keys %$env } = @{$env}{ keys %$env };
     local $ENV{AWS_FIFO_URL} = $queue;
-    my $run = $b->run_tool([$bin, '--threads', 64, '--seconds', $PLAN{ref_seconds},
-                            '--users', 1000], timeout => $PLAN{ref_seconds} + 60);
+    my $run = $b->run_tool([$bin, '--threads', 64, '--pollers', $POLLERS,
+                            '--seconds', $PLAN{ref_seconds}, '--users', 1000],
+                           timeout => $PLAN{ref_seconds} + 60);
     my $r = eval { decode_json($run->{stdout}) };
     return { error => "sqs-ref failed (status $run->{status}): $run->{stderr}$run->{stdout}" }
         unless ref $r eq 'HASH' && $run->{status} == 0;
     return $r;
 }
 
+# The reference client and fifo mode take turns, $PLAN{rounds} times, like
+# the interleaved scenarios, so a drift of the machine hits both alike.
 sub scenario_3 {
-    my ($b, $fifo_ok, $why, $ref) = @_;
-    my %s = (what => 'delay 0, 1000 users, 64 connections; the reference client does '
-                 . 'send + receive + delete with the same SQS client, 64 threads',
-             reference => $ref);
+    my ($b, $fifo_ok, $why) = @_;
+    my %s = (what => 'delay 0, 1000 users, 64 connections; the reference client sends with '
+                 . '64 threads (one message each in the queue at a time) and receives and '
+                 . 'batch-deletes with 2, with the same SQS client; alternated');
+    my (@refs, @fifos);
 
-    push @problems, "scenario 3 reference client: $ref->{error}" if $ref && $ref->{error};
+    if (!$b->fauxqs) {
+        return { %s, %{ unavailable(3, $why) } };
+    }
+    for my $round (1 .. $PLAN{rounds}) {
+        my $ref = reference_client($b);
+        push @problems, "scenario 3 reference client round $round: $ref->{error}"
+            if $ref->{error};
+        push @refs, $ref;
+        next unless $fifo_ok;
+        my $fifo = $b->wrk(path => '/fifo', connections => 64, seconds => $PLAN{seconds},
+                           users => 1000, prefix => prefix());
+        check_load("scenario 3 fifo round $round", $fifo);
+        push @fifos, $fifo;
+    }
+    my @ok_refs = grep { !$_->{error} } @refs;
+    my $ref = {
+        deleted_per_s => median(map { $_->{deleted_per_s} } @ok_refs),
+        errors => eval { my $n = 0; $n += $_->{errors} // 0 for @ok_refs; $n },
+        rounds => \@refs,
+        (@ok_refs ? () : (error => 'the reference client failed in every round')),
+    };
+    $s{reference} = $ref;
     return { %s, %{ unavailable(3, $why) } } unless $fifo_ok;
-    my $fifo = $b->wrk(path => '/fifo', connections => 64, seconds => $PLAN{seconds},
-                       users => 1000, prefix => prefix());
-    check_load('scenario 3 fifo', $fifo);
+    my @ok = grep { !$_->{error} } @fifos;
+    my $fifo = {
+        rps => median(map { $_->{rps} } @ok),
+        (map { my $k = $_; ($k => median(map { $_->{latency_us}{$k} } @ok)) } qw(p50 p90 p99)),
+        requests => eval { my $n = 0; $n += $_->{requests} for @ok; $n },
+        non2xx => eval { my $n = 0; $n += $_->{non2xx} // 0 for @ok; $n },
+        rounds => \@fifos,
+    };
     my $r = ratio($fifo->{rps}, $ref->{deleted_per_s});
     return {
         %s, status => 'ok', fifo => $fifo, ratio => $r,
@@ -323,19 +400,21 @@ sub scenario_5 {
     my ($b, $fifo_ok, $why) = @_;
 
     return unavailable(5, $why) unless $fifo_ok;
-    # A slow apply keeps the requests waiting while memory is sampled.
-    $b->raceqd_start(delay => '20 20', workers => 8);
-    my $idle = $b->memory_now;
-    my $fire = $b->fire(path => '/fifo', users => $PLAN{waiting}, per_user => 1,
+    # A slow apply (raceqd-wait: 8 workers, 20 ms per write) keeps the
+    # requests waiting while memory is sampled.
+    my $now = $b->memory_now;
+    my $idle = { httpd => $now->{httpd}, raceqd => $now->{'raceqd-wait'} };
+    my $fire = $b->fire(path => '/fifo-wait', users => $PLAN{waiting}, per_user => 1,
                         concurrency => $PLAN{waiting});
-    $b->raceqd_start(delay => '0 0');
+    my $peak = $fire->{peak_rss_kib} // {};
     push @problems, "scenario 5: $fire->{error}" if $fire->{error};
     push @problems, "scenario 5: not every request got 200"
         if !$fire->{error} && ($fire->{answers}{200} // 0) != $PLAN{waiting};
     return {
         status => $fire->{error} ? 'failed' : 'ok',
         what => "$PLAN{waiting} fifo requests at once (raceqd: 8 workers, 20 ms per write)",
-        idle_rss_kib => $idle, peak_rss_kib => $fire->{peak_rss_kib}, fire => $fire,
+        idle_rss_kib => $idle, fire => $fire,
+        peak_rss_kib => { httpd => $peak->{httpd}, raceqd => $peak->{'raceqd-wait'} },
     };
 }
 
@@ -380,6 +459,9 @@ sub markdown {
     push @md, sprintf('| 2 overhead | fifo - race latency p50 / p99 | %s / %s ms | %s |',
                       fmt_ms($s2->{p50_overhead_us}), fmt_ms($s2->{p99_overhead_us}),
                       status_line($s2));
+    push @md, sprintf('| 2 overhead | fifo - race p50 at 1 connection (sweep) | %s ms | |',
+                      fmt_ms($s2->{p50_overhead_1conn_us}))
+        if defined $s2->{p50_overhead_1conn_us};
     my $s3 = $s->{'3_throughput'};
     push @md, sprintf('| 3 throughput | fifo rps / reference client | %s (%s / %s msg/s) '
                       . '| %s |', fmt_r($s3->{ratio}), fmt_n($s3->{fifo}{rps}),
@@ -478,8 +560,6 @@ sub main {
         eval { $bench->fauxqs_start("bench-$TAG.fifo"); 1 }
             or note("the SQS emulator does not start: $@");
     }
-    my $ref = $MODES{fifo} && $bench->fauxqs ? reference_client($bench) : undef;
-
     my $why = fifo_prepare($bench);
     $bench->httpd_start(locations($bench, !$why), env => $bench->fauxqs ? $bench->fauxqs->env : {});
     # One write first: it creates the store's tables, which two children
@@ -508,10 +588,10 @@ sub main {
     note("the demo's scenario (scenario 1)");
     $res{scenarios}{'1_demo'} = scenario_1($bench, !$why, $why);
     $res{scenarios}{'2_overhead'} = scenario_2($bench, !$why, $why);
-    $res{scenarios}{'3_throughput'} = scenario_3($bench, !$why, $why, $ref);
+    $res{scenarios}{'3_throughput'} = scenario_3($bench, !$why, $why);
     $res{scenarios}{'5_memory_waiting'} = scenario_5($bench, !$why, $why);
 
-    my @errors = $bench->httpd_errors;
+    my @errors = ($bench->httpd_errors, $bench->raceqd_errors);
     push @problems, map { "error_log: $_" } @errors[0 .. ($#errors < 9 ? $#errors : 9)];
     $res{memory}{httpd_peak_kib} = (sort { $b <=> $a } map { $_->{httpd} // 0 }
                                     grep { $_ } map { $_->{peak_rss_kib} }

@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <apr_allocator.h>
 #include <apr_strings.h>
 #include <apr_thread_cond.h>
 #include <apr_thread_mutex.h>
@@ -25,6 +26,9 @@
 #include "rq_sqs.h"
 #include "rq_store.h"
 #include "rq_wait.h"
+
+/* Free memory the messages' allocator keeps for the next messages. */
+#define MSG_ALLOC_KEEP (8 * 1024 * 1024)
 
 enum { MSG_SCHED, MSG_DELETE, MSG_RELEASE };
 
@@ -57,6 +61,7 @@ struct rq_daemon_t {
     rq_creds_provider_t *creds;
     rq_sqs_opts_t sqs_opts;
     rq_store_t *store;
+    apr_allocator_t *msg_alloc;  /* shared by the messages' pools */
     rq_wait_server_t *wait;
     rq_sched_t *sched;
     apr_thread_t **pollers;
@@ -196,13 +201,46 @@ static void msg_drop(void *baton, void *item, apr_status_t why)
 
 /* ---- receiving (pollers) ---- */
 
+static apr_status_t msg_alloc_free(void *data)
+{
+    apr_allocator_destroy(data);
+    return APR_SUCCESS;
+}
+
+/*
+ * Each message has a pool of its own, made by a poller and destroyed by
+ * whichever thread is done with it last. The pools share one allocator,
+ * with a mutex, so the memory of messages done is reused rather than mapped
+ * and unmapped again for every message; it keeps at most MSG_ALLOC_KEEP
+ * bytes free.
+ */
+static apr_status_t msg_alloc_make(rq_daemon_t *d, apr_pool_t *p)
+{
+    apr_thread_mutex_t *mutex;
+    apr_status_t rv;
+
+    rv = apr_allocator_create(&d->msg_alloc);
+    if (rv != APR_SUCCESS) {
+        return rv;
+    }
+    rv = apr_thread_mutex_create(&mutex, APR_THREAD_MUTEX_DEFAULT, p);
+    if (rv != APR_SUCCESS) {
+        apr_allocator_destroy(d->msg_alloc);
+        return rv;
+    }
+    apr_allocator_mutex_set(d->msg_alloc, mutex);
+    apr_allocator_max_free_set(d->msg_alloc, MSG_ALLOC_KEEP);
+    apr_pool_cleanup_register(p, d->msg_alloc, msg_alloc_free, apr_pool_cleanup_null);
+    return APR_SUCCESS;
+}
+
 static dmsg_t *msg_adopt(rq_daemon_t *d, const rq_sqs_msg_t *src, apr_time_t received)
 {
     rq_payload_error_t err;
     apr_pool_t *mp;
     dmsg_t *m;
 
-    apr_pool_create_unmanaged_ex(&mp, NULL, NULL);
+    apr_pool_create_unmanaged_ex(&mp, NULL, d->msg_alloc);
     m = apr_pcalloc(mp, sizeof(*m));
     m->pool = mp;
     m->m = *src;
@@ -519,33 +557,17 @@ static void *APR_THREAD_FUNC housekeeper_main(apr_thread_t *t, void *data)
 
 /* ---- the wait server's memory after a restart ---- */
 
-/* Finds req_id in the user's stored history: applied before this daemon started. */
+/* Finds req_id in the stored history: applied before this daemon started. */
 static apr_status_t history_lookup(const char **pseq, void *baton, apr_pool_t *p,
                                    const char *req_id, const char *user_id)
 {
     rq_daemon_t *d = baton;
-    const char *json;
-    json_t *o, *hist, *e;
-    apr_status_t rv = APR_NOTFOUND;
-    size_t i;
 
-    if (rq_store_user_json(&json, d->store, p, user_id) != APR_SUCCESS) {
+    (void)user_id;
+    if (rq_store_applied_seq(pseq, d->store, p, req_id) != APR_SUCCESS) {
         return APR_NOTFOUND;
     }
-    o = json_loads(json, 0, NULL);
-    hist = json_object_get(o, "history");
-    json_array_foreach(hist, i, e) {
-        const char *r = json_string_value(json_object_get(e, "req_id"));
-        const char *seq = json_string_value(json_object_get(e, "seq"));
-
-        if (r && strcmp(r, req_id) == 0) {
-            *pseq = seq ? apr_pstrdup(p, seq) : NULL;
-            rv = APR_SUCCESS;
-            break;
-        }
-    }
-    json_decref(o);
-    return rv;
+    return APR_SUCCESS;
 }
 
 /* ---- life cycle ---- */
@@ -675,6 +697,11 @@ apr_status_t rq_daemon_create(rq_daemon_t **pd, const char **perr, apr_pool_t *p
         return rv;
     }
 
+    rv = msg_alloc_make(d, p);
+    if (rv != APR_SUCCESS) {
+        *perr = "out of memory";
+        return rv;
+    }
     apr_thread_mutex_create(&d->lock, APR_THREAD_MUTEX_DEFAULT, p);
     apr_thread_cond_create(&d->hk_cond, p);
     apr_thread_cond_create(&d->room, p);

@@ -8,12 +8,21 @@
  * SQLite has one writer per database. Its apr_dbd driver also runs every
  * statement under one process-wide mutex, so a thread waiting in SQLite's
  * busy handler would stall the thread that holds the write lock in the same
- * process. Write transactions are therefore serialised within the process by
- * a mutex of our own, opened with BEGIN IMMEDIATE, and kept short: nothing
- * slow happens while a write lock is held.
+ * process; and the driver answers SQLITE_BUSY itself with 100 ms sleeps.
+ * Write transactions are therefore serialised within the process by a mutex
+ * of our own and across processes (httpd's children, raceqd) by an exclusive
+ * flock(2) on a file beside the database, DB-lock, so a writer waits in the
+ * kernel and is woken the moment the previous one commits; SQLite's own lock,
+ * taken with BEGIN IMMEDIATE, is then free. Nothing slow happens while the
+ * locks are held. The same locks make the creation of the tables by two
+ * processes opening a new store at once take turns.
  */
+#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <fcntl.h>
+#include <sys/file.h>
+#include <unistd.h>
 
 #include <apr_dbd.h>
 #include <apr_file_info.h>
@@ -33,6 +42,13 @@
 #define CONN_WAIT apr_time_from_sec(30)
 #define SQLITE_BUSY_MS "10000"
 
+/* SQLite's result codes, as apr_dbd's sqlite3 driver passes them on. */
+#define SQLITE_RC_BUSY 5
+#define SQLITE_RC_LOCKED 6
+#define SQLITE_RC_SCHEMA 17
+#define SCHEMA_TRIES 20
+#define SCHEMA_PAUSE apr_time_from_msec(5)
+
 enum {
     STMT_USER_GET,
     STMT_USER_PUT,
@@ -46,7 +62,7 @@ static const char *const stmt_sql[STMT_COUNT] = {
     "SELECT writes FROM users WHERE user_id = %s",
     "INSERT INTO users (user_id, writes) VALUES (%s, %lld) "
     "ON CONFLICT (user_id) DO UPDATE SET writes = excluded.writes",
-    "SELECT req_id FROM history WHERE req_id = %s",
+    "SELECT req_id, seq FROM history WHERE req_id = %s",
     "INSERT INTO history (req_id, user_id, seq, start_us, finish_us, ord) "
     "SELECT %s, %s, %s, %lld, %lld, COALESCE(MAX(ord), 0) + 1 "
     "FROM history WHERE user_id = %s "
@@ -82,6 +98,7 @@ struct rq_store_t {
     int is_sqlite;
     apr_reslist_t *conns;
     apr_thread_mutex_t *write_mutex;
+    int lock_fd;
 };
 
 typedef struct store_conn_t {
@@ -216,29 +233,135 @@ static int conn_run(rq_store_t *store, store_conn_t *conn, apr_pool_t *p, const 
     return 0;
 }
 
+/* --- the write lock -------------------------------------------------------- */
+
+/*
+ * The lock file is opened read-only (flock needs no more), so it works
+ * whichever of the processes sharing the store created it. Without it (a
+ * read-only directory, a driver other than SQLite) writers of several
+ * processes meet in SQLite's busy handling, slower but still correct.
+ */
+static void write_lock_open(rq_store_t *store)
+{
+    const char *path = apr_pstrcat(store->pool, store->params, "-lock", NULL);
+    int fd;
+
+    store->lock_fd = -1;
+    if (!store->is_sqlite || strcmp(store->params, ":memory:") == 0 ||
+        strncmp(store->params, "file:", 5) == 0) {
+        return;
+    }
+    fd = open(path, O_RDONLY | O_CREAT | O_CLOEXEC, 0644);
+    if (fd < 0) {
+        fd = open(path, O_RDONLY | O_CLOEXEC);
+    }
+    if (fd < 0) {
+        rq_log_perror(RQ_LOG_MARK, RQ_LOG_WARNING, APR_FROM_OS_ERROR(errno), store->pool,
+                      "RQ02014: cannot open the write lock %s; writers in several "
+                      "processes will wait in SQLite's busy handler", path);
+        return;
+    }
+    store->lock_fd = fd;
+}
+
+static apr_status_t write_lock_close(void *data)
+{
+    rq_store_t *store = data;
+
+    if (store->lock_fd >= 0) {
+        close(store->lock_fd);
+        store->lock_fd = -1;
+    }
+    return APR_SUCCESS;
+}
+
+static void write_lock(rq_store_t *store)
+{
+    if (!store->is_sqlite) {
+        return;
+    }
+    apr_thread_mutex_lock(store->write_mutex);
+    while (store->lock_fd >= 0 && flock(store->lock_fd, LOCK_EX) != 0 && errno == EINTR) {
+        /* a signal: wait again */
+    }
+}
+
+static void write_unlock(rq_store_t *store)
+{
+    if (!store->is_sqlite) {
+        return;
+    }
+    if (store->lock_fd >= 0) {
+        flock(store->lock_fd, LOCK_UN);
+    }
+    apr_thread_mutex_unlock(store->write_mutex);
+}
+
+/* Runs a statement again while another process holds the database. */
+static int conn_run_retry(rq_store_t *store, store_conn_t *conn, const char *sql)
+{
+    int err = 0;
+    int tries;
+
+    for (tries = 0; tries < SCHEMA_TRIES; tries++) {
+        err = conn_run(store, conn, conn->pool, sql);
+        if (err != SQLITE_RC_SCHEMA && err != SQLITE_RC_BUSY && err != SQLITE_RC_LOCKED) {
+            break;
+        }
+        apr_sleep(SCHEMA_PAUSE);
+    }
+    return err;
+}
+
+/*
+ * Switches SQLite to WAL and creates the tables, under the write lock, so
+ * that processes opening a new store at once take turns. A connection that
+ * read the schema before another process created the tables gets
+ * SQLITE_SCHEMA once (the driver prepares with the legacy interface, which
+ * does not retry), and a switch to WAL may find the database busy (SQLite
+ * does not always call the busy handler for it): both are run again.
+ */
+static int schema_make(rq_store_t *store, store_conn_t *conn, const char **pwhat)
+{
+    static const char *const pragmas[] = {
+        "PRAGMA journal_mode = WAL", "PRAGMA synchronous = NORMAL", NULL
+    };
+    int err = 0;
+    int i;
+
+    write_lock(store);
+    *pwhat = "set up the connection";
+    for (i = 0; store->is_sqlite && pragmas[i] && err == 0; i++) {
+        err = conn_run_retry(store, conn, pragmas[i]);
+    }
+    if (err == 0) {
+        *pwhat = "create its tables";
+    }
+    for (i = 0; schema_sql[i] && err == 0; i++) {
+        err = conn_run_retry(store, conn, schema_sql[i]);
+    }
+    write_unlock(store);
+    return err;
+}
+
+/* --- connections --------------------------------------------------------- */
+
 static apr_status_t conn_setup(rq_store_t *store, store_conn_t *conn)
 {
+    const char *what = NULL;
     int err = 0;
     int i;
 
     if (store->is_sqlite) {
         err = conn_run(store, conn, conn->pool, "PRAGMA busy_timeout = " SQLITE_BUSY_MS);
-        if (err == 0) {
-            err = conn_run(store, conn, conn->pool, "PRAGMA journal_mode = WAL");
-        }
-        if (err == 0) {
-            err = conn_run(store, conn, conn->pool, "PRAGMA synchronous = NORMAL");
-        }
         if (err != 0) {
             return db_fail(store, conn, conn->pool, err, "set up the connection");
         }
     }
 
-    for (i = 0; schema_sql[i]; i++) {
-        err = conn_run(store, conn, conn->pool, schema_sql[i]);
-        if (err != 0) {
-            return db_fail(store, conn, conn->pool, err, "create its tables");
-        }
+    err = schema_make(store, conn, &what);
+    if (err != 0) {
+        return db_fail(store, conn, conn->pool, err, what);
     }
 
     for (i = 0; i < STMT_COUNT; i++) {
@@ -429,6 +552,8 @@ apr_status_t rq_store_open(rq_store_t **pstore, apr_pool_t *p, const char *drive
         }
     }
 
+    write_lock_open(store);
+    apr_pool_cleanup_register(sp, store, write_lock_close, apr_pool_cleanup_null);
     rv = apr_thread_mutex_create(&store->write_mutex, APR_THREAD_MUTEX_DEFAULT, sp);
     if (rv == APR_SUCCESS) {
         rv = apr_reslist_create(&store->conns, 0, CONN_SOFT_MAX, CONN_HARD_MAX, CONN_TTL,
@@ -494,6 +619,41 @@ static apr_status_t applied_read(int *papplied, rq_store_t *store, store_conn_t 
         *papplied = 1;
     }
     return APR_SUCCESS;
+}
+
+apr_status_t rq_store_applied_seq(const char **pseq, rq_store_t *store, apr_pool_t *p,
+                                  const char *req_id)
+{
+    apr_dbd_results_t *res = NULL;
+    apr_dbd_row_t *row = NULL;
+    store_conn_t *conn = NULL;
+    const char *args[1] = { req_id };
+    apr_status_t rv;
+    int err;
+
+    *pseq = NULL;
+    rv = conn_get(&conn, store, p);
+    if (rv != APR_SUCCESS) {
+        return rv;
+    }
+
+    err = apr_dbd_pselect(store->driver, p, conn->handle, &res, conn->stmt[STMT_APPLIED], 0,
+                          1, args);
+    if (err != 0) {
+        rv = db_fail(store, conn, p, err, "look up a request");
+        goto out;
+    }
+    rv = APR_NOTFOUND;
+    while (apr_dbd_get_row(store->driver, p, res, &row, -1) == 0) {
+        const char *seq = apr_dbd_get_entry(store->driver, row, 1);
+
+        *pseq = seq ? apr_pstrdup(p, seq) : NULL;
+        rv = APR_SUCCESS;
+    }
+
+out:
+    conn_put(store, conn, rv == APR_NOTFOUND ? APR_SUCCESS : rv);
+    return rv;
 }
 
 /* What one apply writes, decided before the write transaction starts. */
@@ -568,9 +728,7 @@ static apr_status_t write_commit(int *papplied, rq_store_t *store, store_conn_t 
     int added = 0;
 
     *papplied = 0;
-    if (store->is_sqlite) {
-        apr_thread_mutex_lock(store->write_mutex);
-    }
+    write_lock(store);
 
     rv = tx_exec(store, conn, p, store->is_sqlite ? "BEGIN IMMEDIATE" : "BEGIN");
     if (rv != APR_SUCCESS) {
@@ -591,9 +749,7 @@ static apr_status_t write_commit(int *papplied, rq_store_t *store, store_conn_t 
     }
 
 out:
-    if (store->is_sqlite) {
-        apr_thread_mutex_unlock(store->write_mutex);
-    }
+    write_unlock(store);
     return rv;
 }
 

@@ -91,4 +91,12 @@ apr_status_t rq_store_apply_once(rq_store_t *store, apr_pool_t *ptemp, const rq_
 apr_status_t rq_store_user_json(const char **pjson, rq_store_t *store, apr_pool_t *p,
                                 const char *user_id);
 
+/*
+ * Whether req_id is in the history (a lookup by its key, whatever the size
+ * of the user's history): APR_SUCCESS with *pseq its sequence number (NULL
+ * in race mode), APR_NOTFOUND, or the store's error.
+ */
+apr_status_t rq_store_applied_seq(const char **pseq, rq_store_t *store, apr_pool_t *p,
+                                  const char *req_id);
+
 #endif

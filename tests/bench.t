@@ -1,6 +1,8 @@
 # The quick form of `make bench` keeps the benchmark scripts working: it runs
-# race mode and the raceq-echo baseline with wrk and ab for a few seconds and
+# race mode and the raceq-echo baseline with wrk and ab, and fifo mode's
+# scenarios against the SQS emulator and raceqd, for a few seconds each, and
 # must write a JSON file, a Markdown table and a PNG plot with real figures.
+# Figures are checked for being there and sane, never against a time.
 # With fifo mode asked for in a tree without it, the run must say so and fail.
 
 use strict;
@@ -22,8 +24,10 @@ sub bench {
     return ($? >> 8, $text);
 }
 
-my ($status, $text) = bench(BENCH_QUICK => 1, BENCH_MODES => 'race', BENCH_OUT => $out);
-is($status, 0, 'quick run, race mode: exit status 0') or diag($text);
+my $fifo = -x "$root/bin/raceqd" && -d "$root/tests/node_modules/fauxqs";
+my ($status, $text) = bench(BENCH_QUICK => 1, BENCH_MODES => $fifo ? 'race fifo' : 'race',
+                            BENCH_OUT => $out);
+is($status, 0, 'quick run: exit status 0') or diag($text);
 
 my @json = grep { !/latest/ } glob "$out/*-quick.json";
 is(scalar @json, 1, 'one JSON file for the run');
@@ -65,7 +69,52 @@ ok(defined $s4->{met}, 'scenario 4: the target is judged');
 my $s1 = $res->{scenarios}{'1_demo'} // {};
 is($s1->{race}{requests}, 15, "scenario 1, race mode: raceq-fire sent the demo's 15");
 is($s1->{race}{answers}{200}, 15, 'and all got 200');
-is($s1->{status}, 'skipped', 'scenario 1, fifo mode: skipped when not asked for');
+
+SKIP: {
+    skip 'fifo mode needs bin/raceqd and tests/node_modules (scripts/deps.sh)', 30 unless $fifo;
+    my $s = $res->{scenarios};
+    ok($res->{fifo}{available}, 'fifo mode available') or diag($res->{fifo}{error});
+
+    my $f1 = $s1->{fifo} // {};
+    is($s1->{status}, 'ok', 'scenario 1, fifo mode: ran');
+    is($f1->{requests}, 15, "scenario 1, fifo mode: the demo's 15 requests");
+    is($f1->{answers}{200}, 15, 'all 200');
+    is($f1->{lost_updates}, 0, 'no update lost');
+    is($f1->{order_violations}, 0, 'no order violation');
+    is($f1->{writes}, 15, 'every write in the store');
+    cmp_ok($f1->{critical_path_us} // 0, '>', 0, 'a critical path');
+    cmp_ok($f1->{wall_us} // 0, '>=', $f1->{critical_path_us} // 0,
+           'the wall time is at least the critical path');
+    ok(defined $s1->{met}, 'scenario 1: the target is judged');
+
+    my $s2 = $s->{'2_overhead'} // {};
+    is($s2->{status}, 'ok', 'scenario 2 ran');
+    for my $side (qw(fifo race)) {
+        cmp_ok($s2->{$side}{requests} // 0, '>', 0, "scenario 2 $side: requests");
+        cmp_ok($s2->{$side}{p50} // 0, '>', 0, "scenario 2 $side: latency p50");
+        is($s2->{$side}{rounds}[0]{non2xx}, 0, "scenario 2 $side: only 2xx");
+    }
+    like($s2->{p50_overhead_us} // '', qr/^-?\d+(?:\.\d+)?$/, 'scenario 2: p50 overhead');
+    ok(defined $s2->{met}, 'scenario 2: the target is judged');
+
+    my $s3 = $s->{'3_throughput'} // {};
+    is($s3->{status}, 'ok', 'scenario 3 ran');
+    cmp_ok($s3->{fifo}{requests} // 0, '>', 0, 'scenario 3: fifo requests');
+    is($s3->{fifo}{non2xx}, 0, 'scenario 3: only 2xx');
+    cmp_ok($s3->{reference}{deleted_per_s} // 0, '>', 0,
+           'scenario 3: the reference client deleted messages');
+    is($s3->{reference}{errors}, 0, 'scenario 3: the reference client saw no error');
+    cmp_ok($s3->{ratio} // 0, '>', 0, 'scenario 3: a ratio');
+
+    my $s5 = $s->{'5_memory_waiting'} // {};
+    is($s5->{status}, 'ok', 'scenario 5 ran');
+    is($s5->{fire}{answers}{200}, 100, 'scenario 5: the 100 waiting requests all got 200');
+    cmp_ok($s5->{peak_rss_kib}{httpd} // 0, '>', 1024, "scenario 5: httpd's peak RSS");
+    cmp_ok($s5->{peak_rss_kib}{raceqd} // 0, '>', 1024, "scenario 5: raceqd's peak RSS");
+
+    my $sweep = $res->{sweep}{fifo} // [];
+    is(scalar @$sweep, 2, 'sweep fifo: two concurrency levels');
+}
 
 for my $name (qw(echo race)) {
     my $sweep = $res->{sweep}{$name} // [];

@@ -113,7 +113,10 @@ sub cleanup {
     my ($self) = @_;
     return unless $$ == $self->{owner};
 
-    $self->stop_proc($_) for grep { $_ ne 'fauxqs' } keys %{ $self->{procs} };
+    # Every process is asked to stop first, then each is waited for.
+    my @names = grep { $_ ne 'fauxqs' } keys %{ $self->{procs} };
+    kill 'TERM', grep { $_ } map { $self->{procs}{$_} } @names;
+    $self->stop_proc($_) for @names;
     if ($self->{fauxqs}) {
         $self->{fauxqs}->stop;
         delete $self->{fauxqs};
@@ -165,7 +168,7 @@ sub memory_now {
     my ($self) = @_;
     my %now;
 
-    for my $name (qw(httpd raceqd)) {
+    for my $name (grep { /^(?:httpd|raceqd)/ } keys %{ $self->{procs} }) {
         my $pid = $self->{procs}{$name} or next;
         $now{$name} = rss_kib(tree_pids($pid));
     }
@@ -252,7 +255,7 @@ DefaultRuntimeDir "$t"
 Mutex file:$t default
 LoadModule mpm_event_module $m/mod_mpm_event.so
 LoadModule authz_core_module $m/mod_authz_core.so
-LoadModule raceq_module $self->{root}/.libs/mod_raceq.so
+LoadModule raceq_module @{[ $ENV{BENCH_MODULE} // "$self->{root}/.libs/mod_raceq.so" ]}
 $user
 StartServers 2
 ServerLimit 17
@@ -355,32 +358,49 @@ sub raceqd_bin {
     return $ENV{BENCH_RACEQD} || "$self->{root}/bin/raceqd";
 }
 
-# (Re)starts raceqd on the emulator's queue with this toy write duration.
+# Starts a raceqd named $opt{name} (default "raceqd") on the queue
+# $opt{queue} (default the emulator's first) with its own socket,
+# $opt{socket}, and this toy write duration. Each fifo location has its own
+# queue and raceqd, so no scenario restarts one while messages are in flight.
 sub raceqd_start {
     my ($self, %opt) = @_;
     my $t = $self->{tmp};
     my $fq = $self->{fauxqs} or die "raceqd needs the emulator\n";
+    my $name = $opt{name} // 'raceqd';
+    my $sock = $opt{socket} // "$t/$name.sock";
 
-    $self->stop_proc('raceqd');
-    unlink "$t/raceqd.sock";
+    $self->stop_proc($name);
+    unlink $sock;
     my @argv = (
-        $self->raceqd_bin, '--foreground', '--queue-url', $fq->queue_url,
+        $self->raceqd_bin, '--foreground', '--queue-url', $opt{queue} // $fq->queue_url,
         '--endpoint', $fq->endpoint, '--region', $fq->region,
-        '--store', "sqlite3 $t/toy.db", '--socket', "$t/raceqd.sock",
+        '--store', "sqlite3 $t/toy.db", '--socket', $sock,
         '--apply-delay', $opt{delay} // '0 0', '--workers', $opt{workers} // 16,
-        '--log-level', 'warn', '--log-file', "$t/raceqd.log",
+        '--pollers', $opt{pollers} // 1, '--wait-seconds', $opt{wait_seconds} // 20,
+        '--log-level', 'warn', '--log-file', "$t/$name.log",
     );
-    $self->spawn('raceqd', \@argv, log => "$t/raceqd.stderr", env => $fq->env,
+    $self->spawn($name, \@argv, log => "$t/$name.stderr", env => $fq->env,
                  as_httpd_user => 1);
     my $until = time + 15;
     while (time < $until) {
-        return if -S "$t/raceqd.sock";
-        last unless $self->alive('raceqd');
+        return $sock if -S $sock;
+        last unless $self->alive($name);
         sleep 0.05;
     }
-    my $why = slurp("$t/raceqd.stderr") . slurp("$t/raceqd.log");
-    $self->stop_proc('raceqd');
-    die "raceqd did not start:\n$why";
+    my $why = slurp("$t/$name.stderr") . slurp("$t/$name.log");
+    $self->stop_proc($name);
+    die "$name did not start:\n$why";
+}
+
+# Lines of level error or worse in the raceqd logs.
+sub raceqd_errors {
+    my ($self) = @_;
+    my @lines;
+
+    for my $log (glob "$self->{tmp}/raceqd*.log") {
+        push @lines, grep { /\[[\w.]*:(?:error|crit|alert|emerg)\]/ } split /\n/, slurp($log);
+    }
+    return @lines;
 }
 
 # --- load tools -----------------------------------------------------------

@@ -569,7 +569,7 @@ void rq_daemon_conf_default(rq_daemon_conf_t *c)
     c->retry_max = apr_time_from_sec(5);
 }
 
-static const char *conf_check(apr_pool_t *p, const rq_daemon_conf_t *c)
+const char *rq_daemon_conf_check(apr_pool_t *p, const rq_daemon_conf_t *c)
 {
     if (!c->socket_path || !*c->socket_path) {
         return "no wait channel socket is set (--socket)";
@@ -593,6 +593,16 @@ static const char *conf_check(apr_pool_t *p, const rq_daemon_conf_t *c)
     }
     if (c->delay_min < 0 || c->delay_max < c->delay_min) {
         return "apply delay: MIN must be >= 0 and MAX >= MIN";
+    }
+    if (c->max_in_hand < c->max_messages) {
+        return apr_psprintf(p, "--max-in-hand (%d) must be at least --max-messages (%d), "
+                            "or nothing is ever received", c->max_in_hand,
+                            c->max_messages);
+    }
+    if (c->remember < apr_time_from_sec(300)) {
+        return apr_psprintf(p, "--remember must be at least 300 s (SQS's 5-minute "
+                            "deduplication window), not %" APR_TIME_T_FMT " s",
+                            apr_time_sec(c->remember));
     }
     return NULL;
 }
@@ -653,7 +663,7 @@ apr_status_t rq_daemon_create(rq_daemon_t **pd, const char **perr, apr_pool_t *p
 
     d->pool = p;
     d->conf = *conf;
-    *perr = conf_check(p, conf);
+    *perr = rq_daemon_conf_check(p, conf);
     if (*perr) {
         return APR_EINVAL;
     }

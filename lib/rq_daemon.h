@@ -64,6 +64,13 @@ typedef struct rq_daemon_stats_t {
 void rq_daemon_conf_default(rq_daemon_conf_t *conf);
 
 /*
+ * Checks the values of a configuration; returns NULL when they are usable,
+ * else an operator's sentence (from p) naming the first one at fault.
+ * rq_daemon_create() runs the same check.
+ */
+const char *rq_daemon_conf_check(apr_pool_t *p, const rq_daemon_conf_t *conf);
+
+/*
  * Resolves the AWS settings, opens the store and creates the socket; sets
  * *perr to an operator's sentence on failure (no queue URL, store or socket
  * unusable, ...). Nothing runs until rq_daemon_start().

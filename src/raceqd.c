@@ -416,6 +416,9 @@ int main(int argc, const char *const *argv)
     if (!err) {
         err = socket_owner(&o, p);
     }
+    if (!err) {
+        err = rq_daemon_conf_check(p, &o.d);
+    }
     if (err) {
         fail(err);
         return 2;

@@ -4,6 +4,7 @@
  * file, signals and the process; the work is in lib/rq_daemon.c.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <grp.h>
 #include <pwd.h>
 #include <signal.h>
@@ -300,10 +301,31 @@ static const char *socket_owner(opts_t *o, apr_pool_t *p)
     return NULL;
 }
 
+/*
+ * Points fd 2 at the log file. open() then dup2() replaces fd 2 in one step:
+ * there is no moment without a stderr, and on failure the old file stays.
+ */
 static int log_reopen(const char *path)
 {
-    if (path && !freopen(path, "a", stderr)) {
+    int fd;
+
+    if (!path) {
+        return 0;
+    }
+    fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0640);
+    if (fd < 0) {
         return -1;
+    }
+    fflush(stderr);
+    if (fd != STDERR_FILENO && dup2(fd, STDERR_FILENO) < 0) {
+        int e = errno;
+
+        close(fd);
+        errno = e;
+        return -1;
+    }
+    if (fd != STDERR_FILENO) {
+        close(fd);
     }
     return 0;
 }
@@ -346,7 +368,10 @@ static void signals_wait(sigset_t *set, opts_t *o, apr_pool_t *p)
             break;
         }
         if (log_reopen(o->log_file) != 0) {
-            _exit(3); /* stderr is gone: nothing left to report with */
+            rq_log_perror(RQ_LOG_MARK, RQ_LOG_WARNING, APR_FROM_OS_ERROR(errno), p,
+                          "RQ10004: SIGHUP: cannot reopen the log file %s; logging on to "
+                          "the file open so far", o->log_file);
+            continue;
         }
         rq_log_perror(RQ_LOG_MARK, RQ_LOG_NOTICE, 0, p, "RQ10001: log file reopened");
     }

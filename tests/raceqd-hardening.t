@@ -15,6 +15,7 @@ use Test::More;
 use Time::HiRes qw(sleep time);
 
 use Test::RaceQ::Daemon;
+use Test::RaceQ::Fauxqs;
 
 my $root = Test::RaceQ::Daemon->root;
 my $tmp = tempdir('raceqd-hard-XXXXXX', TMPDIR => 1, CLEANUP => 1);
@@ -37,4 +38,46 @@ for my $case (
     like($out, $re, "$name: says why");
 }
 
+my $fq = Test::RaceQ::Fauxqs->start(queue => 'raceqd-hard.fifo');
+my $q = $fq->queue_url;
+
+sub slurp {
+    my ($path) = @_;
+    open(my $fh, '<', $path) or return '';
+    local $/;
+    return <$fh>;
+}
+
+sub wait_for {
+    my ($cond, $limit) = @_;
+    for (1 .. ($limit // 200)) {
+        return 1 if $cond->();
+        sleep 0.05;
+    }
+    return 0;
+}
+
+# ---- SIGHUP with a log that cannot be reopened: log on to the old file ----
+{
+    my $dir = tempdir(DIR => $tmp);
+    my $d = Test::RaceQ::Daemon->start(dir => $dir, env => $fq->env);
+    my $log = $d->log_path;
+    rename($log, "$log.1") or die "rename: $!";
+    mkdir($log) or die "mkdir: $!";    # a directory cannot be opened as the log
+    kill('HUP', $d->pid);
+    ok(wait_for(sub { slurp("$log.1") =~ /RQ10004: SIGHUP: cannot reopen the log file/ }),
+       'SIGHUP, log not reopenable: a warning in the old log file');
+    ok($d->alive, 'and raceqd still runs');
+    my $c = $d->client;
+    is($c->register('hup-1', 'hup', '{"req_id":"hup-1","user_id":"hup"}'), 'WAITING',
+       'and serves its wait channel');
+    $c->close;
+    rmdir($log) or die "rmdir: $!";
+    kill('HUP', $d->pid);
+    ok(wait_for(sub { slurp($log) =~ /RQ10001: log file reopened/ }),
+       'a later SIGHUP reopens the log once it can be');
+    is($d->stop('TERM'), 0, 'and SIGTERM stops it with status 0');
+}
+
+$fq->stop;
 done_testing;

@@ -13,6 +13,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <apr_file_info.h>
 #include <apr_general.h>
 #include <apr_getopt.h>
 #include <apr_strings.h>
@@ -305,6 +306,49 @@ static const char *socket_owner(opts_t *o, apr_pool_t *p)
  * Points fd 2 at the log file. open() then dup2() replaces fd 2 in one step:
  * there is no moment without a stderr, and on failure the old file stays.
  */
+/* A path relative to the working directory, made absolute. */
+static const char *path_absolute(const char **ppath, apr_pool_t *p, const char *name)
+{
+    char *abs = NULL;
+    apr_status_t rv;
+    char buf[256];
+
+    if (!*ppath || **ppath == '/') {
+        return NULL;
+    }
+    rv = apr_filepath_merge(&abs, NULL, *ppath, APR_FILEPATH_NOTRELATIVE, p);
+    if (rv != APR_SUCCESS) {
+        return apr_psprintf(p, "--%s: cannot make %s an absolute path: %s", name, *ppath,
+                            apr_strerror(rv, buf, sizeof(buf)));
+    }
+    *ppath = abs;
+    return NULL;
+}
+
+/*
+ * Detaching changes the working directory to "/", and the store opens more
+ * connections later: every path given relative to where raceqd was started
+ * is made absolute first, so that it names the same file throughout.
+ */
+static const char *paths_absolute(opts_t *o, apr_pool_t *p)
+{
+    const char *err;
+
+    err = path_absolute(&o->log_file, p, "log-file");
+    if (!err) {
+        err = path_absolute(&o->pid_file, p, "pid-file");
+    }
+    if (!err) {
+        err = path_absolute(&o->d.socket_path, p, "socket");
+    }
+    if (!err && o->d.store_driver && strcmp(o->d.store_driver, "sqlite3") == 0
+        && strcmp(o->d.store_params, ":memory:") != 0
+        && strncmp(o->d.store_params, "file:", 5) != 0) {
+        err = path_absolute(&o->d.store_params, p, "store");
+    }
+    return err;
+}
+
 static int log_reopen(const char *path)
 {
     int fd;
@@ -443,6 +487,9 @@ int main(int argc, const char *const *argv)
     }
     if (!err) {
         err = rq_daemon_conf_check(p, &o.d);
+    }
+    if (!err) {
+        err = paths_absolute(&o, p);
     }
     if (err) {
         fail(err);

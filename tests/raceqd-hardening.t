@@ -79,5 +79,34 @@ sub wait_for {
     is($d->stop('TERM'), 0, 'and SIGTERM stops it with status 0');
 }
 
+# ---- detached, with relative paths: they name files where it was started ----
+{
+    my $dir = tempdir(DIR => $tmp);
+    my $cwd = getcwd();
+    chdir($dir) or die "chdir: $!";
+    {
+        my %env = %{ $fq->env };
+        local @ENV{keys %env} = values %env;
+        system($raceqd, '--socket', 'rel.sock', '--log-file', 'rel.log', '--pid-file',
+               'rel.pid', '--store', 'sqlite3 rel.db', '--wait-seconds', 1);
+    }
+    chdir($cwd) or die "chdir: $!";
+    is($? >> 8, 0, 'detached: the starting process exits 0');
+    ok(wait_for(sub { slurp("$dir/rel.pid") =~ /^\d+$/m }), 'the pid file is written');
+    my ($pid) = slurp("$dir/rel.pid") =~ /^(\d+)/m;
+    ok(wait_for(sub { -S "$dir/rel.sock" }), 'the socket is where it was started');
+    ok(wait_for(sub { slurp("$dir/rel.log") =~ /RQ09010: receiving from/ }),
+       'the log file is written');
+    ok(-f "$dir/rel.db", 'the store is where it was started');
+    my $c = eval { Test::RaceQ::Daemon::Client->new("$dir/rel.sock") };
+    is($c && $c->register('rel-1', 'rel', '{"req_id":"rel-1","user_id":"rel"}'), 'WAITING',
+       'the detached daemon serves its wait channel');
+    $c->close if $c;
+    kill('TERM', $pid) if $pid;
+    ok(wait_for(sub { !kill(0, $pid) }, 600), 'SIGTERM stops it') if $pid;
+    ok(!-e "$dir/rel.sock", 'the socket file is removed');
+    ok(!-e "$dir/rel.pid", 'the pid file is removed');
+}
+
 $fq->stop;
 done_testing;

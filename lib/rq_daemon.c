@@ -306,6 +306,20 @@ static void poll_failed(rq_daemon_t *d, rq_sqs_t *sqs, apr_pool_t *it, apr_statu
                   e && e->message ? e->message : "");
 }
 
+/*
+ * An empty receive that came back in under a second (--wait-seconds 0, or a
+ * server that does not hold long polls) is followed by a pause that makes
+ * the round a second: an idle queue is not asked thousands of times a second.
+ */
+static void empty_pause(rq_daemon_t *d, apr_time_t began)
+{
+    apr_interval_time_t took = apr_time_now() - began;
+
+    if (took >= 0 && took < apr_time_from_sec(1)) {
+        pause_unless_stopping(d, apr_time_from_sec(1) - took);
+    }
+}
+
 typedef struct poller_t {
     rq_daemon_t *d;
     apr_pool_t *pool;
@@ -324,6 +338,7 @@ static void *APR_THREAD_FUNC poller_main(apr_thread_t *t, void *data)
         apr_array_header_t *msgs = NULL;
         char attempt[APR_UUID_FORMATTED_LENGTH + 1];
         apr_uuid_t uuid;
+        apr_time_t began = apr_time_now();
         apr_status_t rv;
 
         apr_pool_clear(it);
@@ -343,6 +358,9 @@ static void *APR_THREAD_FUNC poller_main(apr_thread_t *t, void *data)
             failures = 0;
         }
         msgs_submit(d, msgs, apr_time_now());
+        if (msgs->nelts == 0) {
+            empty_pause(d, began);
+        }
     }
     apr_pool_destroy(it);
     apr_thread_exit(t, APR_SUCCESS);

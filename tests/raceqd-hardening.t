@@ -108,5 +108,18 @@ sub wait_for {
     ok(!-e "$dir/rel.pid", 'the pid file is removed');
 }
 
+# ---- --wait-seconds 0: an idle queue is not asked in a tight loop ----
+{
+    my $dir = tempdir(DIR => $tmp);
+    my $d = Test::RaceQ::Daemon->start(dir => $dir, env => $fq->env,
+                                       args => ['--wait-seconds', 0, '--log-level', 'trace1']);
+    sleep 3;
+    my $calls = () = $d->log_text =~ /^\[[^\]]+\] \[raceq:trace1\] > ReceiveMessage/mg;
+    is($d->stop('TERM'), 0, 'wait-seconds 0: stops with status 0');
+    ok($calls >= 1, "wait-seconds 0: the queue is polled ($calls receives)");
+    # About one a second once paused; thousands a second without the pause.
+    cmp_ok($calls, '<', 30, 'wait-seconds 0: empty receives are paced');
+}
+
 $fq->stop;
 done_testing;

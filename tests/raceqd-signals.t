@@ -66,7 +66,9 @@ sub log_ids {
 sub stop_counts {
     my ($text) = @_;
     my @all;
-    while ($text =~ /RQ09011: stopped: (\d+) received, (\d+) applied, (\d+) already applied, (\d+) deleted, (\d+) failed, (\d+) handed back/g) {
+    my $re = 'RQ09011: stopped: (\d+) received, (\d+) applied, (\d+) already applied, '
+        . '(\d+) deleted, (\d+) failed, (\d+) handed back';
+    while ($text =~ /$re/g) {
         push @all, { received => $1, applied => $2, already => $3, deleted => $4,
                      failed => $5, released => $6 };
     }

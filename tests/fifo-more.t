@@ -275,7 +275,7 @@ POST /t
 --- response_headers
 X-RaceQ-Req-Id: nq-1
 --- error_log eval
-qr/\[raceq:error\].*RQ08501: req_id nq-1: sending .* failed: \S*(QueueDoesNotExist|NonExistentQueue)/
+qr/\[raceq:error\].*RQ08501: req_id nq-1: sending.* failed: \S*(QueueDoesNotExist|NonExistentQueue)/
 --- store_unchanged: nq
 
 === raceqd's socket answers garbage: 502, logged, nothing sent

@@ -157,6 +157,7 @@ static apr_status_t msg_run(void *baton, void *item)
     a.seq = m->m.sequence_number;
     a.delay_min = d->conf.delay_min;
     a.delay_max = d->conf.delay_max;
+    a.hash = m->hash;
     apr_pool_create(&tmp, m->pool);
     rv = rq_store_apply_once(d->store, tmp, &a, &m->applied);
     apr_pool_destroy(tmp);
@@ -537,33 +538,23 @@ static void *APR_THREAD_FUNC housekeeper_main(apr_thread_t *t, void *data)
 
 /* ---- the wait server's memory after a restart ---- */
 
-/* Finds req_id in the user's stored history: applied before this daemon started. */
-static apr_status_t history_lookup(const char **pseq, void *baton, apr_pool_t *p,
-                                   const char *req_id, const char *user_id)
+/* Finds req_id in the store, by itself: applied before this daemon started. */
+static apr_status_t store_lookup(rq_wait_found_t *pfound, void *baton, apr_pool_t *p,
+                                 const char *req_id)
 {
     rq_daemon_t *d = baton;
-    const char *json;
-    json_t *o, *hist, *e;
-    apr_status_t rv = APR_NOTFOUND;
-    size_t i;
+    rq_store_record_t rec;
+    apr_status_t rv;
 
-    if (rq_store_user_json(&json, d->store, p, user_id) != APR_SUCCESS) {
+    rv = rq_store_lookup(&rec, d->store, p, req_id);
+    if (rv != APR_SUCCESS) {
         return APR_NOTFOUND;
     }
-    o = json_loads(json, 0, NULL);
-    hist = json_object_get(o, "history");
-    json_array_foreach(hist, i, e) {
-        const char *r = json_string_value(json_object_get(e, "req_id"));
-        const char *seq = json_string_value(json_object_get(e, "seq"));
-
-        if (r && strcmp(r, req_id) == 0) {
-            *pseq = seq ? apr_pstrdup(p, seq) : NULL;
-            rv = APR_SUCCESS;
-            break;
-        }
-    }
-    json_decref(o);
-    return rv;
+    pfound->user_id = rec.user_id;
+    pfound->seq = rec.seq;
+    pfound->hash = rec.hash;
+    pfound->applied = rec.applied;
+    return APR_SUCCESS;
 }
 
 /* ---- life cycle ---- */
@@ -658,7 +649,7 @@ static apr_status_t wait_setup(rq_daemon_t *d, const char **perr, apr_pool_t *p)
     wo.gid = d->conf.socket_gid;
     wo.remember = d->conf.remember;
     wo.remember_max = d->conf.remember_max;
-    wo.lookup = history_lookup;
+    wo.lookup = store_lookup;
     wo.lookup_baton = d;
     rv = rq_wait_server_create(&d->wait, p, &wo);
     if (rv != APR_SUCCESS) {

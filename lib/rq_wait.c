@@ -709,21 +709,29 @@ void rq_wait_server_stats(rq_wait_stats_t *st, rq_wait_server_t *srv)
 /* Asks durable storage about a req_id unknown to memory, while memory is young. */
 static void register_lookup(rq_wait_server_t *srv, wait_conn_t *c, const rq_wait_msg_t *m)
 {
-    const char *seq = NULL;
+    rq_wait_found_t f;
+    const char *hash;
     wait_entry_t *e;
     apr_status_t rv;
 
     if (!srv->opts.lookup || apr_time_now() - srv->started > srv->opts.remember) {
         return;
     }
-    rv = srv->opts.lookup(&seq, srv->opts.lookup_baton, c->pool, m->req_id, m->user_id);
+    memset(&f, 0, sizeof(f));
+    rv = srv->opts.lookup(&f, srv->opts.lookup_baton, c->pool, m->req_id);
     if (rv != APR_SUCCESS) {
         return;
+    }
+    hash = f.hash;
+    if (!hash && f.user_id && strcmp(f.user_id, m->user_id) != 0) {
+        hash = "-"; /* no hash recorded: another user means another body */
     }
     apr_thread_mutex_lock(srv->lock);
     e = apr_hash_get(srv->entries, m->req_id, APR_HASH_KEY_STRING);
     if (!e && (e = entry_create(srv, c->pool, m->req_id, ENTRY_DONE)) != NULL) {
-        apr_cpystrn(e->seq, seq ? seq : "", sizeof(e->seq));
+        apr_cpystrn(e->seq, f.seq ? f.seq : "", sizeof(e->seq));
+        apr_cpystrn(e->hash, hash ? hash : "", sizeof(e->hash));
+        e->applied = f.applied;
     }
     apr_thread_mutex_unlock(srv->lock);
 }

@@ -122,13 +122,23 @@ apr_status_t rq_wait_recv(rq_wait_msg_t *msg, apr_socket_t *sock, apr_pool_t *p,
 
 typedef struct rq_wait_server_t rq_wait_server_t;
 
+/* What durable storage knows of an applied req_id. */
+typedef struct rq_wait_found_t {
+    const char *user_id;
+    const char *seq;     /* NULL when none was recorded */
+    const char *hash;    /* body hash; NULL when none was recorded */
+    int applied;         /* for DONE's "applied" */
+} rq_wait_found_t;
+
 /*
- * Looks a req_id up in durable storage, for requests applied before the
- * server started (its memory is empty then). Returns APR_SUCCESS and the
- * sequence number (from p) when the req_id was applied, APR_NOTFOUND else.
+ * Looks a req_id up in durable storage by itself, for requests applied
+ * before the server started (its memory is empty then). Returns APR_SUCCESS
+ * and *pfound (strings from p) when the req_id was applied, APR_NOTFOUND
+ * else. A REGISTER whose hash differs from the stored one is a CONFLICT;
+ * with no stored hash, a different user_id is one.
  */
-typedef apr_status_t rq_wait_lookup_fn(const char **pseq, void *baton, apr_pool_t *p,
-                                       const char *req_id, const char *user_id);
+typedef apr_status_t rq_wait_lookup_fn(rq_wait_found_t *pfound, void *baton, apr_pool_t *p,
+                                       const char *req_id);
 
 typedef struct rq_wait_server_opts_t {
     const char *path;           /* socket path */

@@ -57,6 +57,40 @@ sub wait_for {
     return 0;
 }
 
+# ---- a req_id applied before a restart: found by req_id, body hash compared ----
+{
+    my $dir = tempdir(DIR => $tmp);
+    my $d = Test::RaceQ::Daemon->start(dir => $dir, env => $fq->env,
+                                       args => ['--apply-delay', '1 5']);
+    my $body = '{"req_id":"rs-1","user_id":"rs-a","n":1}';
+    my $c = $d->client;
+    is($c->register('rs-1', 'rs-a', $body), 'WAITING', 'restart: first registration waits');
+    my $seq = $fq->call('SendMessage', { QueueUrl => $q, MessageBody => $body,
+        MessageGroupId => 'rs-a', MessageDeduplicationId => 'rs-1' })->{SequenceNumber};
+    $c->sent($seq);
+    my $m = $c->answer(60);
+    is($m && $m->{type}, 'DONE', 'and is applied');
+    $c->close;
+    is($d->stop('TERM'), 0, 'raceqd stopped');
+    $d->restart;
+
+    $c = $d->client;
+    is($c->register('rs-1', 'rs-b', '{"req_id":"rs-1","user_id":"rs-b","n":1}'), 'CONFLICT',
+       'after a restart, the same req_id for another user conflicts at once');
+    $c->close;
+    $c = $d->client;
+    is($c->register('rs-1', 'rs-a', '{"req_id":"rs-1","user_id":"rs-a","n":2}'), 'CONFLICT',
+       'the same req_id and user with another body conflicts');
+    $c->close;
+    $c = $d->client;
+    is($c->register('rs-1', 'rs-a', $body), 'DONE', 'the same body is answered at once');
+    is($c->{first}{seq}, $seq, 'with the sequence number it was applied with');
+    $c->close;
+    is(scalar @{ $d->history('rs-a') }, 1, 'applied once');
+    is(scalar @{ $d->history('rs-b') }, 0, 'nothing for the other user');
+    is($d->stop('TERM'), 0, 'stops with status 0');
+}
+
 # ---- SIGHUP with a log that cannot be reopened: log on to the old file ----
 {
     my $dir = tempdir(DIR => $tmp);

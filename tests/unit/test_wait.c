@@ -196,13 +196,22 @@ static void test_short_reads(apr_pool_t *p)
 
 /* ---- the server ---- */
 
-static apr_status_t lookup(const char **pseq, void *baton, apr_pool_t *p, const char *req_id,
-                           const char *user_id)
+/* The store's answers: "applied-before" with a body hash, "legacy" without. */
+static apr_status_t lookup(rq_wait_found_t *pfound, void *baton, apr_pool_t *p,
+                           const char *req_id)
 {
     (void)baton;
-    (void)user_id;
-    if (strcmp(req_id, "applied-before") == 0) {
-        *pseq = apr_pstrdup(p, "777");
+    if (strcmp(req_id, "applied-before") == 0 || strcmp(req_id, "applied-before-2") == 0) {
+        pfound->user_id = "user-1";
+        pfound->seq = apr_pstrdup(p, "777");
+        pfound->hash = HASH_A;
+        pfound->applied = 1;
+        return APR_SUCCESS;
+    }
+    if (strcmp(req_id, "legacy") == 0) {
+        pfound->user_id = "user-2";
+        pfound->seq = apr_pstrdup(p, "778");
+        pfound->applied = 1;
         return APR_SUCCESS;
     }
     return APR_NOTFOUND;
@@ -283,6 +292,17 @@ static void test_server_answers(apr_pool_t *p, rq_wait_server_t *srv, const char
     late = client(p, path);
     RQ_IS_INT(reg(late, p, "applied-before", HASH_A), RQ_WAIT_DONE,
               "a req_id applied before the server started is found in storage");
+    apr_socket_close(late);
+    late = client(p, path);
+    RQ_IS_INT(reg(late, p, "applied-before", HASH_A), RQ_WAIT_DONE, "and remembered");
+    apr_socket_close(late);
+    late = client(p, path);
+    RQ_IS_INT(reg(late, p, "applied-before-2", HASH_B), RQ_WAIT_CONFLICT,
+              "found in storage with another body hash: a conflict at once");
+    apr_socket_close(late);
+    late = client(p, path);
+    RQ_IS_INT(reg(late, p, "legacy", HASH_A), RQ_WAIT_CONFLICT,
+              "found in storage without a hash, for another user: a conflict at once");
     apr_socket_close(late);
     apr_socket_close(a);
     apr_socket_close(b);

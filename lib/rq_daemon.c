@@ -158,8 +158,16 @@ static apr_status_t msg_run(void *baton, void *item)
     a.delay_min = d->conf.delay_min;
     a.delay_max = d->conf.delay_max;
     a.hash = m->hash;
+    /* tmp is this worker's: the message is its own until handed on below. */
     apr_pool_create(&tmp, m->pool);
     rv = rq_store_apply_once(d->store, tmp, &a, &m->applied);
+    if (rv != APR_SUCCESS) {
+        m->release_after = m->m.receive_count < 5 ? 1 << m->m.receive_count : 30;
+        rq_log_perror(RQ_LOG_MARK, RQ_LOG_ERR, rv, tmp,
+                      "RQ09002: applying req_id %s of user %s failed; the user's later "
+                      "messages wait, it comes again in %d s",
+                      m->pl->req_id, m->pl->user_id, m->release_after);
+    }
     apr_pool_destroy(tmp);
 
     apr_thread_mutex_lock(d->lock);
@@ -169,16 +177,9 @@ static apr_status_t msg_run(void *baton, void *item)
     }
     else {
         d->st.failed++;
-        m->release_after = m->m.receive_count < 5 ? 1 << m->m.receive_count : 30;
         job_add(d, m, MSG_RELEASE);
     }
     apr_thread_mutex_unlock(d->lock);
-    if (rv != APR_SUCCESS) {
-        rq_log_perror(RQ_LOG_MARK, RQ_LOG_ERR, rv, d->pool,
-                      "RQ09002: applying req_id %s of user %s failed; the user's later "
-                      "messages wait, it comes again in %d s",
-                      m->pl->req_id, m->pl->user_id, m->release_after);
-    }
     return rv;
 }
 
@@ -386,6 +387,27 @@ static apr_array_header_t *entries_make(apr_pool_t *p, dmsg_t *list, int vis)
     return a;
 }
 
+/* SQS's reason for a failed delete: the entry's own, else the call's. */
+static const char *delete_cause(rq_daemon_t *d, apr_pool_t *p, apr_status_t rv,
+                                const rq_sqs_entry_t *e)
+{
+    const rq_sqs_error_t *err = rq_sqs_error(d->hk_sqs);
+    const char *type = NULL, *msg = NULL;
+
+    if ((rv == APR_SUCCESS || rv == RQ_SQS_EPARTIAL) && (e->error_code || e->error_message)) {
+        type = e->error_code;
+        msg = e->error_message;
+    }
+    else if (err) {
+        type = err->type ? err->type : err->code;
+        msg = err->message;
+    }
+    if (!type && !msg) {
+        return "no reason given";
+    }
+    return apr_pstrcat(p, type ? type : "", type && msg ? ": " : "", msg ? msg : "", NULL);
+}
+
 static void deletes_run(rq_daemon_t *d, apr_pool_t *p, dmsg_t *list, int n)
 {
     apr_array_header_t *ents = entries_make(p, list, -1);
@@ -409,8 +431,9 @@ static void deletes_run(rq_daemon_t *d, apr_pool_t *p, dmsg_t *list, int n)
         if (erv != APR_SUCCESS) {
             failed++;
             rq_log_perror(RQ_LOG_MARK, RQ_LOG_WARNING, erv, p,
-                          "RQ09007: deleting message %s failed; it may come again and "
-                          "will then only be deleted", list->m.message_id);
+                          "RQ09007: deleting message %s failed (%s); it may come again and "
+                          "will then only be deleted", list->m.message_id,
+                          delete_cause(d, p, rv, &APR_ARRAY_IDX(ents, i, rq_sqs_entry_t)));
         }
         /* The write is done either way: the waiters get their answer. */
         if (list->pl) {
@@ -501,7 +524,8 @@ static void *APR_THREAD_FUNC housekeeper_main(apr_thread_t *t, void *data)
     apr_time_t last_extend = 0;
     apr_pool_t *it;
 
-    apr_pool_create(&it, d->pool);
+    /* Not a subpool of d->pool: the main thread still uses that one. */
+    apr_pool_create_unmanaged_ex(&it, NULL, NULL);
     apr_thread_mutex_lock(d->lock);
     for (;;) {
         dmsg_t *list;

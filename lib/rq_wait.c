@@ -531,32 +531,36 @@ static void entry_forget(rq_wait_server_t *srv, wait_entry_t *e)
     free(e);
 }
 
-/* Forgets the oldest idle entries while over the bound; lock held. */
-static void entries_bound(rq_wait_server_t *srv, apr_pool_t *p)
+/*
+ * Forgets the oldest idle entries while over the bound, never keep (the entry
+ * being created); lock held, from any thread, hence a pool of its own to log.
+ */
+static void entries_bound(rq_wait_server_t *srv, wait_entry_t *keep)
 {
     wait_entry_t *e = srv->oldest;
     int over = (int)apr_hash_count(srv->entries) - srv->opts.remember_max;
+    apr_pool_t *lp;
 
     while (e && over > 0) {
         wait_entry_t *next = e->newer;
 
-        if (!e->waiters) {
+        if (!e->waiters && e != keep) {
             entry_forget(srv, e);
             over--;
         }
         e = next;
     }
-    if (!srv->evict_warned) {
+    if (!srv->evict_warned && apr_pool_create(&lp, NULL) == APR_SUCCESS) {
         srv->evict_warned = 1;
-        rq_log_perror(RQ_LOG_MARK, RQ_LOG_WARNING, 0, p,
+        rq_log_perror(RQ_LOG_MARK, RQ_LOG_WARNING, 0, lp,
                       "RQ08003: more than %d request ids to remember; the oldest are "
                       "forgotten early, so a late duplicate may not be recognised",
                       srv->opts.remember_max);
+        apr_pool_destroy(lp);
     }
 }
 
-static wait_entry_t *entry_create(rq_wait_server_t *srv, apr_pool_t *p, const char *req_id,
-                                  int state)
+static wait_entry_t *entry_create(rq_wait_server_t *srv, const char *req_id, int state)
 {
     wait_entry_t *e = calloc(1, sizeof(*e));
 
@@ -568,7 +572,7 @@ static wait_entry_t *entry_create(rq_wait_server_t *srv, apr_pool_t *p, const ch
     entry_push(srv, e);
     apr_hash_set(srv->entries, e->req_id, APR_HASH_KEY_STRING, e);
     if ((int)apr_hash_count(srv->entries) > srv->opts.remember_max) {
-        entries_bound(srv, p);
+        entries_bound(srv, e);
     }
     return e;
 }
@@ -591,7 +595,7 @@ static void entries_expire(rq_wait_server_t *srv, apr_time_t now)
 }
 
 /* Writes one frame to a waiter without blocking; lock held. */
-static void conn_write(rq_wait_server_t *srv, wait_conn_t *c, const rq_wait_msg_t *m)
+static void conn_write(wait_conn_t *c, const rq_wait_msg_t *m)
 {
     char *buf;
     apr_size_t len;
@@ -615,9 +619,16 @@ static void conn_write(rq_wait_server_t *srv, wait_conn_t *c, const rq_wait_msg_
         free(buf);
         return;
     }
-    if (rv != APR_SUCCESS && !APR_STATUS_IS_EPIPE(rv) && !APR_STATUS_IS_ECONNRESET(rv)) {
-        rq_log_perror(RQ_LOG_MARK, RQ_LOG_DEBUG, rv, srv->pool,
-                      "RQ08004: wait channel: could not answer a waiter, closing it");
+    if (!APR_STATUS_IS_EPIPE(rv) && !APR_STATUS_IS_ECONNRESET(rv)
+        && rq_log_is_level(RQ_LOG_DEBUG)) {
+        apr_pool_t *lp;
+
+        /* Workers write here too: a pool of this call's own to log with. */
+        if (apr_pool_create(&lp, NULL) == APR_SUCCESS) {
+            rq_log_perror(RQ_LOG_MARK, RQ_LOG_DEBUG, rv, lp,
+                          "RQ08004: wait channel: could not answer a waiter, closing it");
+            apr_pool_destroy(lp);
+        }
     }
     free(buf);
     apr_socket_shutdown(c->sock, APR_SHUTDOWN_READWRITE);
@@ -635,7 +646,7 @@ static void conn_answer(rq_wait_server_t *srv, wait_conn_t *c, int type, wait_en
         m.seq = e->seq[0] ? e->seq : NULL;
         m.applied = e->applied;
     }
-    conn_write(srv, c, &m);
+    conn_write(c, &m);
     if (type == RQ_WAIT_DONE || type == RQ_WAIT_CONFLICT) {
         c->done = 1;
         srv->woken++;
@@ -673,7 +684,7 @@ void rq_wait_server_done(rq_wait_server_t *srv, const char *req_id, const char *
     apr_thread_mutex_lock(srv->lock);
     e = apr_hash_get(srv->entries, req_id, APR_HASH_KEY_STRING);
     if (!e) {
-        e = entry_create(srv, srv->pool, req_id, ENTRY_DONE);
+        e = entry_create(srv, req_id, ENTRY_DONE);
     }
     if (e) {
         e->state = ENTRY_DONE;
@@ -728,7 +739,7 @@ static void register_lookup(rq_wait_server_t *srv, wait_conn_t *c, const rq_wait
     }
     apr_thread_mutex_lock(srv->lock);
     e = apr_hash_get(srv->entries, m->req_id, APR_HASH_KEY_STRING);
-    if (!e && (e = entry_create(srv, c->pool, m->req_id, ENTRY_DONE)) != NULL) {
+    if (!e && (e = entry_create(srv, m->req_id, ENTRY_DONE)) != NULL) {
         apr_cpystrn(e->seq, f.seq ? f.seq : "", sizeof(e->seq));
         apr_cpystrn(e->hash, hash ? hash : "", sizeof(e->hash));
         e->applied = f.applied;
@@ -759,7 +770,7 @@ static void on_register(rq_wait_server_t *srv, wait_conn_t *c, const rq_wait_msg
     }
     else {
         if (!e) {
-            e = entry_create(srv, c->pool, m->req_id, ENTRY_PENDING);
+            e = entry_create(srv, m->req_id, ENTRY_PENDING);
         }
         if (e) {
             apr_cpystrn(e->hash, c->hash, sizeof(e->hash));
@@ -798,7 +809,7 @@ static int conn_reject(rq_wait_server_t *srv, wait_conn_t *c, const char *why)
     m.message = why;
     apr_thread_mutex_lock(srv->lock);
     srv->rejected++;
-    conn_write(srv, c, &m);
+    conn_write(c, &m);
     apr_thread_mutex_unlock(srv->lock);
     return 1;
 }

@@ -91,6 +91,29 @@ sub wait_for {
     is($d->stop('TERM'), 0, 'stops with status 0');
 }
 
+# ---- a failed delete is logged with SQS's reason ----
+{
+    my $dir = tempdir(DIR => $tmp);
+    my $dq = $fq->call('CreateQueue', { QueueName => 'raceqd-del.fifo',
+        Attributes => { FifoQueue => 'true' } })->{QueueUrl};
+    my $d = Test::RaceQ::Daemon->start(dir => $dir, env => $fq->env,
+        args => ['--queue-url', $dq, '--apply-delay', '1500 1500', '--log-level', 'info']);
+    my $body = '{"req_id":"del-1","user_id":"del"}';
+    my $c = $d->client;
+    $c->register('del-1', 'del', $body);
+    my $seq = $fq->call('SendMessage', { QueueUrl => $dq, MessageBody => $body,
+        MessageGroupId => 'del', MessageDeduplicationId => 'del-1' })->{SequenceNumber};
+    $c->sent($seq);
+    ok(wait_for(sub { $d->log_text =~ /finding-del-1___del/ }, 400), 'delete: applying');
+    $fq->call('DeleteQueue', { QueueUrl => $dq });    # the delete after apply fails
+    my $m = $c->answer(30);
+    is($m && $m->{type}, 'DONE', 'the waiter is answered although the delete failed');
+    ok(wait_for(sub { $d->log_text =~ /RQ09007/ }), 'the failed delete is logged');
+    like($d->log_text, qr/RQ09007: deleting message \S+ failed \([^)]*(?i:not exist)/,
+         'with SQS\'s reason');
+    $d->stop('TERM');
+}
+
 # ---- SIGHUP with a log that cannot be reopened: log on to the old file ----
 {
     my $dir = tempdir(DIR => $tmp);

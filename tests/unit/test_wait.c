@@ -367,6 +367,46 @@ static void test_server_rejects(apr_pool_t *p, rq_wait_server_t *srv, const char
     RQ_IS_INT(st.conns, 0, "every connection was cleaned up");
 }
 
+/*
+ * With the bound on remembered ids reached and every older id awaited, a new
+ * REGISTER must keep its own entry: its waiter is woken when it is done.
+ */
+static void test_server_bound(apr_pool_t *p, const char *dir)
+{
+    rq_wait_server_opts_t o;
+    rq_wait_server_t *srv;
+    const char *path = apr_pstrcat(p, dir, "/bound.sock", NULL);
+    apr_socket_t *a, *b, *c;
+    rq_wait_msg_t out;
+
+    memset(&o, 0, sizeof(o));
+    o.path = path;
+    o.uid = -1;
+    o.gid = -1;
+    o.remember_max = 2;
+    if (rq_wait_server_create(&srv, p, &o) != APR_SUCCESS
+        || rq_wait_server_start(srv) != APR_SUCCESS) {
+        RQ_OK(0, "bounded server starts");
+        return;
+    }
+    a = client(p, path);
+    b = client(p, path);
+    c = client(p, path);
+    RQ_IS_INT(reg(a, p, "bound-1", HASH_A), RQ_WAIT_WAITING, "bound: first waits");
+    RQ_IS_INT(reg(b, p, "bound-2", HASH_A), RQ_WAIT_WAITING, "bound: second waits");
+    RQ_IS_INT(reg(c, p, "bound-3", HASH_A), RQ_WAIT_WAITING,
+              "bound reached, every older id awaited: a third still waits");
+    rq_wait_server_done(srv, "bound-3", HASH_A, "303", 1);
+    RQ_IS_INT(answer(c, p, &out), RQ_WAIT_DONE, "and is woken when it is done");
+    RQ_IS_STR(out.seq, "303", "with its sequence number");
+    rq_wait_server_done(srv, "bound-1", HASH_A, "301", 1);
+    RQ_IS_INT(answer(a, p, &out), RQ_WAIT_DONE, "the older waiters too");
+    apr_socket_close(a);
+    apr_socket_close(b);
+    apr_socket_close(c);
+    rq_wait_server_stop(srv);
+}
+
 static void test_socket_files(apr_pool_t *p, const char *dir)
 {
     rq_wait_server_opts_t o;
@@ -432,6 +472,7 @@ int main(void)
     test_server_pending(p, srv, path);
     test_server_rejects(p, srv, path);
     rq_wait_server_stop(srv);
+    test_server_bound(p, dir);
     test_socket_files(p, dir);
     rmdir(dir);
     apr_pool_destroy(p);

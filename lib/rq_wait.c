@@ -490,6 +490,10 @@ struct rq_wait_server_t {
     long rejected;
     long woken;
     int evict_warned;
+    apr_pollfd_t listen_pfd;
+    apr_time_t listen_resume;   /* accepting paused until then; 0: not paused */
+    long accept_failed;         /* accept() failures since the last report */
+    apr_time_t accept_reported;
 };
 
 static void entry_unlink(rq_wait_server_t *srv, wait_entry_t *e)
@@ -900,6 +904,38 @@ static void conn_close(rq_wait_server_t *srv, wait_conn_t *c)
     apr_pool_destroy(c->pool);
 }
 
+/*
+ * accept() failed (out of file descriptors, most often): the listener stays
+ * readable, so it leaves the pollset for a moment instead of being polled in
+ * a tight loop; the failures are reported at most every 10 seconds.
+ */
+static void accept_failed(rq_wait_server_t *srv, apr_pool_t *p, apr_status_t rv)
+{
+    apr_time_t now = apr_time_now();
+
+    srv->accept_failed++;
+    if (srv->accept_reported == 0 || now - srv->accept_reported >= apr_time_from_sec(10)) {
+        rq_log_perror(RQ_LOG_MARK, RQ_LOG_ERR, rv, p,
+                      "RQ08007: wait channel: accepting connections failed (%ld times since "
+                      "the last report); pausing new connections briefly", srv->accept_failed);
+        srv->accept_failed = 0;
+        srv->accept_reported = now;
+    }
+    if (srv->listen_resume == 0) {
+        apr_pollset_remove(srv->pollset, &srv->listen_pfd);
+    }
+    srv->listen_resume = now + apr_time_from_msec(250);
+}
+
+/* Puts the listener back once its pause is over. */
+static void accept_resume(rq_wait_server_t *srv, apr_time_t now)
+{
+    if (srv->listen_resume != 0 && now >= srv->listen_resume) {
+        srv->listen_resume = 0;
+        apr_pollset_add(srv->pollset, &srv->listen_pfd);
+    }
+}
+
 static void conn_accept(rq_wait_server_t *srv)
 {
     for (;;) {
@@ -910,6 +946,10 @@ static void conn_accept(rq_wait_server_t *srv)
 
         apr_pool_create(&cp, srv->pool);
         rv = apr_socket_accept(&s, srv->listener, cp);
+        if (rv != APR_SUCCESS && !APR_STATUS_IS_EAGAIN(rv) && !APR_STATUS_IS_EINTR(rv)
+            && !APR_STATUS_IS_ECONNABORTED(rv)) {
+            accept_failed(srv, cp, rv);
+        }
         if (rv != APR_SUCCESS || srv->conns >= srv->opts.max_conns) {
             if (rv == APR_SUCCESS) {
                 rq_log_perror(RQ_LOG_MARK, RQ_LOG_WARNING, 0, cp,
@@ -947,7 +987,8 @@ static void *APR_THREAD_FUNC server_main(apr_thread_t *t, void *data)
         apr_time_t now;
         apr_status_t rv;
 
-        rv = apr_pollset_poll(srv->pollset, apr_time_from_sec(1), &n, &out);
+        rv = apr_pollset_poll(srv->pollset, srv->listen_resume ? apr_time_from_msec(50)
+                              : apr_time_from_sec(1), &n, &out);
         for (i = 0; rv == APR_SUCCESS && i < n && !srv->stopping; i++) {
             wait_conn_t *c = out[i].client_data;
 
@@ -959,6 +1000,7 @@ static void *APR_THREAD_FUNC server_main(apr_thread_t *t, void *data)
             }
         }
         now = apr_time_now();
+        accept_resume(srv, now);
         if (now - srv->last_expiry >= apr_time_from_sec(1)) {
             srv->last_expiry = now;
             apr_thread_mutex_lock(srv->lock);
@@ -1079,6 +1121,7 @@ apr_status_t rq_wait_server_create(rq_wait_server_t **psrv, apr_pool_t *p,
     pfd.desc_type = APR_POLL_SOCKET;
     pfd.reqevents = APR_POLLIN;
     pfd.desc.s = srv->listener;
+    srv->listen_pfd = pfd;
     apr_pollset_add(srv->pollset, &pfd);
     srv->started = apr_time_now();
     apr_pool_cleanup_register(p, srv, server_cleanup, apr_pool_cleanup_null);

@@ -114,6 +114,40 @@ sub wait_for {
     $d->stop('TERM');
 }
 
+# ---- out of file descriptors: no busy loop, serves again afterwards ----
+{
+    my $dir = tempdir(DIR => $tmp);
+    my $d = Test::RaceQ::Daemon->start(dir => $dir, env => $fq->env,
+                                       wrap => ['prlimit', '--nofile=64']);
+    my @conns;
+    for (1 .. 100) {
+        my $s = IO::Socket::UNIX->new(Peer => $d->socket_path) or last;
+        push @conns, $s;
+    }
+    is(scalar @conns, 100, 'fd limit 64: 100 connections opened (the backlog holds the rest)');
+    sleep 1;
+    my $cpu0 = $d->cpu_seconds;
+    sleep 3;
+    my $cpu1 = $d->cpu_seconds;
+    # A spinning accept loop uses about one CPU second per second.
+    cmp_ok($cpu1 - $cpu0, '<', 1.0, sprintf('no busy loop while out of descriptors '
+           . '(%.2f s of CPU in 3 s)', $cpu1 - $cpu0));
+    like($d->log_text, qr/RQ08007: wait channel: accepting connections failed/,
+         'the accept failures are logged');
+    my $lines = () = $d->log_text =~ /RQ08007/g;
+    cmp_ok($lines, '<=', 2, "and rate-limited ($lines lines)");
+    $_->close for @conns;
+    my $ok = wait_for(sub {
+        my $c = eval { Test::RaceQ::Daemon::Client->new($d->socket_path) } or return 0;
+        my $t = $c->register('fd-1', 'fd', '{"req_id":"fd-1","user_id":"fd"}');
+        $c->close;
+        return $t eq 'WAITING';
+    }, 200);
+    ok($ok, 'serves again once the connections are closed');
+    ok($d->alive, 'and still runs');
+    is($d->stop('TERM'), 0, 'stops with status 0');
+}
+
 # ---- SIGHUP with a log that cannot be reopened: log on to the old file ----
 {
     my $dir = tempdir(DIR => $tmp);

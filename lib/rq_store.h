@@ -18,8 +18,9 @@
  * Tables: users(user_id, writes) and history(req_id unique, user_id, seq,
  * start_us, finish_us, ord, hash), ord being the entry's position in the
  * user's history and hash the body's SHA-256 (a history table without it is
- * given the column when the store is opened). With SQLite the file and its directory are created on first use
- * and the database runs in WAL mode, so several processes can share it.
+ * given the column when the store is opened). With SQLite the file and its
+ * directory are created on first use and the database runs in WAL mode, so
+ * several processes can share it.
  * Open one store per database in a process and share it between threads:
  * write transactions are serialised per store.
  * Failures are logged (tags RQ02xxx) with the store's name.

@@ -600,6 +600,8 @@ void rq_daemon_conf_default(rq_daemon_conf_t *c)
     c->remember = apr_time_from_sec(600);
     c->remember_max = 200000;
     c->retry_max = apr_time_from_sec(5);
+    c->max_connections = 4096;
+    c->register_timeout = apr_time_from_sec(5);
 }
 
 const char *rq_daemon_conf_check(apr_pool_t *p, const rq_daemon_conf_t *c)
@@ -626,6 +628,13 @@ const char *rq_daemon_conf_check(apr_pool_t *p, const rq_daemon_conf_t *c)
     }
     if (c->delay_min < 0 || c->delay_max < c->delay_min) {
         return "apply delay: MIN must be >= 0 and MAX >= MIN";
+    }
+    if (c->max_connections < 1 || c->max_connections > 1000000) {
+        return apr_psprintf(p, "--max-connections must be 1 to 1000000, not %d",
+                            c->max_connections);
+    }
+    if (c->register_timeout < apr_time_from_sec(1)) {
+        return "--register-timeout must be at least 1 s";
     }
     if (c->max_in_hand < c->max_messages) {
         return apr_psprintf(p, "--max-in-hand (%d) must be at least --max-messages (%d), "
@@ -673,6 +682,8 @@ static apr_status_t wait_setup(rq_daemon_t *d, const char **perr, apr_pool_t *p)
     wo.gid = d->conf.socket_gid;
     wo.remember = d->conf.remember;
     wo.remember_max = d->conf.remember_max;
+    wo.max_conns = d->conf.max_connections;
+    wo.register_timeout = d->conf.register_timeout;
     wo.lookup = store_lookup;
     wo.lookup_baton = d;
     rv = rq_wait_server_create(&d->wait, p, &wo);

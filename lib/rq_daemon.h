@@ -42,6 +42,8 @@ typedef struct rq_daemon_conf_t {
     int remember_max;
     apr_interval_time_t retry_max; /* cap of the pause after a failed receive */
     apr_interval_time_t sqs_timeout; /* per SQS call; 0: the client's default */
+    int max_connections;          /* wait channel connections open at once */
+    apr_interval_time_t register_timeout; /* close a connection without REGISTER by then */
 } rq_daemon_conf_t;
 
 typedef struct rq_daemon_t rq_daemon_t;

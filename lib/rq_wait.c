@@ -461,6 +461,9 @@ struct wait_entry_t {
 
 struct wait_conn_t {
     apr_pool_t *pool;
+    apr_time_t opened;
+    wait_conn_t *prev_conn;     /* every open connection, for the idle sweep */
+    wait_conn_t *next_conn;
     apr_socket_t *sock;
     apr_pollfd_t pfd;
     apr_size_t have;
@@ -494,6 +497,9 @@ struct rq_wait_server_t {
     apr_time_t listen_resume;   /* accepting paused until then; 0: not paused */
     long accept_failed;         /* accept() failures since the last report */
     apr_time_t accept_reported;
+    long refused;               /* connections over max_conns since the last report */
+    apr_time_t refused_reported;
+    wait_conn_t *conn_list;     /* the serving thread's */
 };
 
 static void entry_unlink(rq_wait_server_t *srv, wait_entry_t *e)
@@ -896,12 +902,65 @@ static int conn_read(rq_wait_server_t *srv, wait_conn_t *c)
 static void conn_close(rq_wait_server_t *srv, wait_conn_t *c)
 {
     apr_pollset_remove(srv->pollset, &c->pfd);
+    if (c->prev_conn) {
+        c->prev_conn->next_conn = c->next_conn;
+    }
+    else {
+        srv->conn_list = c->next_conn;
+    }
+    if (c->next_conn) {
+        c->next_conn->prev_conn = c->prev_conn;
+    }
     apr_thread_mutex_lock(srv->lock);
     waiter_detach(srv, c);
     srv->conns--;
     apr_thread_mutex_unlock(srv->lock);
     apr_socket_close(c->sock);
     apr_pool_destroy(c->pool);
+}
+
+/* Closes connections that did not complete their REGISTER in time. */
+static void conns_idle_close(rq_wait_server_t *srv, apr_time_t now)
+{
+    wait_conn_t *c = srv->conn_list;
+    int n = 0;
+
+    while (c) {
+        wait_conn_t *next = c->next_conn;
+
+        if (!c->registered && now - c->opened > srv->opts.register_timeout) {
+            conn_close(srv, c);
+            n++;
+        }
+        c = next;
+    }
+    if (n > 0) {
+        apr_pool_t *lp;
+
+        apr_pool_create(&lp, srv->pool);
+        rq_log_perror(RQ_LOG_MARK, RQ_LOG_INFO, 0, lp,
+                      "RQ08008: wait channel: closed %d connection(s) that sent no REGISTER "
+                      "within %" APR_TIME_T_FMT " ms", n,
+                      apr_time_as_msec(srv->opts.register_timeout));
+        apr_pool_destroy(lp);
+    }
+}
+
+/* Refuses a connection over the limit; reported at most once a second. */
+static void conn_refuse(rq_wait_server_t *srv, apr_pool_t *p, apr_socket_t *s)
+{
+    apr_time_t now = apr_time_now();
+
+    apr_socket_close(s);
+    srv->refused++;
+    if (now - srv->refused_reported >= apr_time_from_sec(1)) {
+        rq_log_perror(RQ_LOG_MARK, RQ_LOG_WARNING, 0, p,
+                      "RQ08006: wait channel: %d connections open, the limit "
+                      "(--max-connections); refused %ld since the last report",
+                      srv->conns, srv->refused);
+        srv->refused = 0;
+        srv->refused_reported = now;
+    }
 }
 
 /*
@@ -952,10 +1011,7 @@ static void conn_accept(rq_wait_server_t *srv)
         }
         if (rv != APR_SUCCESS || srv->conns >= srv->opts.max_conns) {
             if (rv == APR_SUCCESS) {
-                rq_log_perror(RQ_LOG_MARK, RQ_LOG_WARNING, 0, cp,
-                              "RQ08006: wait channel: %d connections open, refusing more",
-                              srv->conns);
-                apr_socket_close(s);
+                conn_refuse(srv, cp, s);
             }
             apr_pool_destroy(cp);
             return;
@@ -963,6 +1019,12 @@ static void conn_accept(rq_wait_server_t *srv)
         c = apr_pcalloc(cp, sizeof(*c));
         c->pool = cp;
         c->sock = s;
+        c->opened = apr_time_now();
+        c->next_conn = srv->conn_list;
+        if (srv->conn_list) {
+            srv->conn_list->prev_conn = c;
+        }
+        srv->conn_list = c;
         apr_socket_opt_set(s, APR_SO_NONBLOCK, 1);
         apr_socket_timeout_set(s, 0);
         c->pfd.p = cp;
@@ -1003,6 +1065,7 @@ static void *APR_THREAD_FUNC server_main(apr_thread_t *t, void *data)
         accept_resume(srv, now);
         if (now - srv->last_expiry >= apr_time_from_sec(1)) {
             srv->last_expiry = now;
+            conns_idle_close(srv, now);
             apr_thread_mutex_lock(srv->lock);
             entries_expire(srv, now);
             apr_thread_mutex_unlock(srv->lock);
@@ -1098,6 +1161,8 @@ apr_status_t rq_wait_server_create(rq_wait_server_t **psrv, apr_pool_t *p,
     srv->opts.remember = opts->remember > 0 ? opts->remember : apr_time_from_sec(600);
     srv->opts.remember_max = opts->remember_max > 0 ? opts->remember_max : 200000;
     srv->opts.max_conns = opts->max_conns > 0 ? opts->max_conns : 4096;
+    srv->opts.register_timeout = opts->register_timeout > 0 ? opts->register_timeout
+                                                            : apr_time_from_sec(5);
     /* A root pool of its own: the serving thread creates subpools of it. */
     rv = apr_pool_create(&srv->pool, NULL);
     if (rv != APR_SUCCESS) {

@@ -148,6 +148,8 @@ typedef struct rq_wait_server_opts_t {
     apr_interval_time_t remember; /* keep outcomes at least this long; 0: 10 min */
     int remember_max;           /* bound on remembered req_ids; 0: 200000 */
     int max_conns;              /* bound on open connections; 0: 4096 */
+    apr_interval_time_t register_timeout; /* a connection without a REGISTER by then is
+                                           * closed; 0: 5 s */
     rq_wait_lookup_fn *lookup;  /* optional */
     void *lookup_baton;
 } rq_wait_server_opts_t;

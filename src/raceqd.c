@@ -39,7 +39,7 @@ typedef struct opts_t {
 enum {
     O_CONFIG = 256, O_QUEUE, O_REGION, O_ENDPOINT, O_ENV, O_STORE, O_SOCKET, O_OWNER,
     O_GROUP, O_MODE, O_WORKERS, O_POLLERS, O_FG, O_PID, O_LEVEL, O_LOGFILE, O_DELAY,
-    O_VIS, O_WAIT, O_MAXMSG, O_INHAND, O_REMEMBER, O_HELP, O_VERSION
+    O_VIS, O_WAIT, O_MAXMSG, O_INHAND, O_REMEMBER, O_MAXCONN, O_REGTIME, O_HELP, O_VERSION
 };
 
 static const apr_getopt_option_t options[] = {
@@ -65,6 +65,10 @@ static const apr_getopt_option_t options[] = {
     { "max-messages", O_MAXMSG, 1, "per receive, 1-10, default 10" },
     { "max-in-hand", O_INHAND, 1, "messages received and not yet deleted, default 200" },
     { "remember", O_REMEMBER, 1, "seconds outcomes are kept for duplicates, default 600" },
+    { "max-connections", O_MAXCONN, 1,
+      "N: wait channel connections open at once, default 4096; more are refused" },
+    { "register-timeout", O_REGTIME, 1,
+      "seconds a connection may stay without its REGISTER, default 5" },
     { "help", O_HELP, 0, "this text" },
     { "version", O_VERSION, 0, "print the version" },
     { NULL, 0, 0, NULL }
@@ -148,6 +152,14 @@ static const char *opt_set_more(opts_t *o, apr_pool_t *p, int id, const char *v)
         const char *err = int_arg(&n, p, name, v, 10);
 
         o->d.remember = apr_time_from_sec(n);
+        return err;
+    }
+    case O_MAXCONN:
+        return int_arg(&o->d.max_connections, p, name, v, 10);
+    case O_REGTIME: {
+        const char *err = int_arg(&n, p, name, v, 10);
+
+        o->d.register_timeout = apr_time_from_sec(n);
         return err;
     }
     default:

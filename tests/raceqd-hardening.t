@@ -9,6 +9,7 @@ use lib 'tests/lib';
 
 use Cwd qw(getcwd);
 use File::Temp qw(tempdir);
+use IO::Select;
 use IO::Socket::UNIX;
 use POSIX qw(WNOHANG);
 use Test::More;
@@ -145,6 +146,45 @@ sub wait_for {
     }, 200);
     ok($ok, 'serves again once the connections are closed');
     ok($d->alive, 'and still runs');
+    is($d->stop('TERM'), 0, 'stops with status 0');
+}
+
+# ---- idle connections are closed; the connection cap is an option ----
+like(scalar `$raceqd --help`, qr/--max-connections .*\n.*--register-timeout /,
+     '--help lists --max-connections and --register-timeout');
+sub closed_by_peer {
+    my ($s, $limit) = @_;
+    my $sel = IO::Select->new($s);
+    my $until = time + $limit;
+    while (time < $until) {
+        next unless $sel->can_read($until - time);
+        my $n = $s->sysread(my $buf, 4096);
+        return 1 if defined $n && $n == 0;
+        return 1 if !defined $n;
+    }
+    return 0;
+}
+{
+    my $dir = tempdir(DIR => $tmp);
+    my $d = Test::RaceQ::Daemon->start(dir => $dir, env => $fq->env,
+        args => ['--register-timeout', 1, '--max-connections', 3, '--log-level', 'info']);
+    my $idle = IO::Socket::UNIX->new(Peer => $d->socket_path) or die "connect: $!";
+    ok(closed_by_peer($idle, 10), 'a connection without REGISTER is closed after the timeout');
+    like($d->log_text, qr/RQ08008: .*closed 1 connection/, 'and that is logged');
+
+    my @w = map { $d->client } 1 .. 3;
+    my $n = 0;
+    $n++ for grep { $w[$_]->register("cap-$_", 'cap', qq({"n":$_})) eq 'WAITING' } 0 .. 2;
+    is($n, 3, 'three registered waiters, the cap');
+    my @over = map { IO::Socket::UNIX->new(Peer => $d->socket_path) } 1 .. 20;
+    my $closed = grep { $_ && closed_by_peer($_, 5) } @over;
+    is($closed, 20, 'connections over --max-connections are closed at once');
+    my $lines = () = $d->log_text =~ /RQ08006/g;
+    ok($lines >= 1 && $lines <= 3, "refusals are logged, rate-limited ($lines lines)");
+    like($d->log_text, qr/RQ08006: .*refused \d+ since the last report/, 'with a count');
+    sleep 2;
+    ok(!closed_by_peer($w[0]{s}, 0.5), 'registered waiters are not closed by the timeout');
+    $_->close for @w, grep { $_ } @over;
     is($d->stop('TERM'), 0, 'stops with status 0');
 }
 

@@ -6,6 +6,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <grp.h>
+#include <pthread.h>
 #include <pwd.h>
 #include <signal.h>
 #include <stdio.h>
@@ -432,8 +433,62 @@ static void signals_wait(sigset_t *set, opts_t *o, apr_pool_t *p)
         rq_log_perror(RQ_LOG_MARK, RQ_LOG_NOTICE, 0, p, "RQ10001: log file reopened");
     }
     rq_log_perror(RQ_LOG_MARK, RQ_LOG_NOTICE, 0, p,
-                  "RQ10002: %s received: finishing the messages in hand",
-                  sig == SIGINT ? "SIGINT" : "SIGTERM");
+                  "RQ10002: %s received: finishing the messages in hand (a second one "
+                  "stops at once)", sig == SIGINT ? "SIGINT" : "SIGTERM");
+}
+
+typedef struct stop_watch_t {
+    sigset_t set;
+    opts_t *o;
+    rq_daemon_t *d;
+} stop_watch_t;
+
+/*
+ * Runs while a graceful stop finishes what is in hand: a second SIGTERM or
+ * SIGINT ends the process at once. What is in hand is not deleted, so SQS
+ * delivers it again once its visibility timeout ends; apply being
+ * idempotent, nothing is applied twice.
+ */
+static void *stop_watch_main(void *data)
+{
+    stop_watch_t *w = data;
+    rq_daemon_stats_t st;
+    apr_pool_t *p;
+    int sig = 0;
+
+    apr_pool_create_unmanaged_ex(&p, NULL, NULL);
+    for (;;) {
+        if (sigwait(&w->set, &sig) != 0) {
+            continue;
+        }
+        if (sig != SIGHUP) {
+            break;
+        }
+        if (log_reopen(w->o->log_file) == 0) {
+            rq_log_perror(RQ_LOG_MARK, RQ_LOG_NOTICE, 0, p, "RQ10001: log file reopened");
+        }
+    }
+    rq_daemon_stats(&st, w->d);
+    rq_log_perror(RQ_LOG_MARK, RQ_LOG_WARNING, 0, p,
+                  "RQ10005: second %s: stopping at once; %d message(s) in hand are abandoned "
+                  "undeleted, SQS delivers them again when their visibility timeout ends "
+                  "(they are applied at most once)", sig == SIGINT ? "SIGINT" : "SIGTERM",
+                  st.in_hand);
+    unlink(w->o->d.socket_path);
+    if (w->o->pid_file) {
+        unlink(w->o->pid_file);
+    }
+    _exit(1);
+    return NULL;
+}
+
+static void stop_watch_start(stop_watch_t *w)
+{
+    pthread_t t;
+
+    if (pthread_create(&t, NULL, stop_watch_main, w) == 0) {
+        pthread_detach(t);
+    }
 }
 
 static int fail(const char *err)
@@ -444,6 +499,7 @@ static int fail(const char *err)
 
 static int run(opts_t *o, apr_pool_t *p)
 {
+    static stop_watch_t watch;
     rq_daemon_t *d;
     sigset_t set;
     const char *err = NULL;
@@ -467,6 +523,10 @@ static int run(opts_t *o, apr_pool_t *p)
         return 1;
     }
     signals_wait(&set, o, p);
+    watch.set = set;
+    watch.o = o;
+    watch.d = d;
+    stop_watch_start(&watch);
     rq_daemon_stop(d);
     if (o->pid_file) {
         unlink(o->pid_file);

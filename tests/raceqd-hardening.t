@@ -188,6 +188,31 @@ sub closed_by_peer {
     is($d->stop('TERM'), 0, 'stops with status 0');
 }
 
+# ---- a second SIGTERM stops at once, abandoning what is in hand ----
+{
+    my $dir = tempdir(DIR => $tmp);
+    my $d = Test::RaceQ::Daemon->start(dir => $dir, env => $fq->env,
+        args => ['--apply-delay', '30000 30000', '--log-level', 'info']);
+    my $body = '{"req_id":"term-1","user_id":"term"}';
+    $fq->call('SendMessage', { QueueUrl => $q, MessageBody => $body,
+        MessageGroupId => 'term', MessageDeduplicationId => 'term-1' });
+    ok(wait_for(sub { $d->log_text =~ /finding-term-1___term/ }, 400),
+       'second signal: a 30 s apply is under way');
+    kill('TERM', $d->pid);
+    ok(wait_for(sub { $d->log_text =~ /RQ10002: SIGTERM received/ }), 'first SIGTERM: stopping');
+    sleep 0.5;
+    ok($d->alive, 'and still finishing the apply');
+    my $status = $d->stop('TERM', 200);
+    isnt($status, -1, 'a second SIGTERM ends it at once');
+    is($status >> 8, 1, 'with status 1');
+    like($d->log_text, qr/RQ10005: second SIGTERM: stopping at once; 1 message\(s\) in hand/,
+         'saying how many messages were in hand');
+    like($d->log_text, qr/RQ10005: .* abandoned .*SQS delivers them again .*visibility timeout/,
+         'that they are abandoned and that SQS delivers them again');
+    ok(!-e $d->socket_path, 'the socket is removed');
+    ok(!-e "$dir/raceqd.pid", 'the pid file is removed');
+}
+
 # ---- SIGHUP with a log that cannot be reopened: log on to the old file ----
 {
     my $dir = tempdir(DIR => $tmp);

@@ -52,9 +52,15 @@ test: deps
 	$(MAKE) all
 	scripts/run-tests.sh
 
-demo: deps
-	$(MAKE) all
-	scripts/demo.sh
+# With JSON=1 stdout is the demo's JSON document alone: the set-up and the
+# build report on stderr.
+DEMO_QUIET := $(if $(filter-out 0,$(JSON)),>&2)
+
+demo:
+	@echo scripts/deps.sh $(DEMO_QUIET)
+	@scripts/deps.sh $(DEMO_QUIET)
+	@$(MAKE) --no-print-directory all $(DEMO_QUIET)
+	@scripts/demo.sh
 
 bench: deps
 	$(MAKE) all

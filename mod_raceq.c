@@ -851,7 +851,12 @@ static int fifo_answer(raceq_req_t *q, const rq_payload_t *pl, apr_status_t rv,
                           "req_id was already used with another body; nothing was applied");
     case RQ_FIFO_ESQS:
         apr_table_setn(r->headers_out, "Retry-After", "1");
-        return error_send(q, sqs_fail_status(res->sqs_status), NULL,
+        if (sqs_fail_status(res->sqs_status) == HTTP_SERVICE_UNAVAILABLE) {
+            return error_send(q, HTTP_SERVICE_UNAVAILABLE, NULL,
+                              "the queue could not be reached; the write may not have been "
+                              "queued, and a retry with the same req_id is safe");
+        }
+        return error_send(q, HTTP_BAD_GATEWAY, NULL,
                           "the queue did not take the write; nothing was queued");
     case RQ_FIFO_ETIMEDOUT:
         return fifo_queued_send(q, res, HTTP_GATEWAY_TIME_OUT,

@@ -162,8 +162,17 @@ static apr_status_t msg_run(void *baton, void *item)
     a.seq = m->m.sequence_number;
     a.delay_min = d->conf.delay_min;
     a.delay_max = d->conf.delay_max;
+    a.hash = m->hash;
+    /* tmp is this worker's: the message is its own until handed on below. */
     apr_pool_create(&tmp, m->pool);
     rv = rq_store_apply_once(d->store, tmp, &a, &m->applied);
+    if (rv != APR_SUCCESS) {
+        m->release_after = m->m.receive_count < 5 ? 1 << m->m.receive_count : 30;
+        rq_log_perror(RQ_LOG_MARK, RQ_LOG_ERR, rv, tmp,
+                      "RQ09002: applying req_id %s of user %s failed; the user's later "
+                      "messages wait, it comes again in %d s",
+                      m->pl->req_id, m->pl->user_id, m->release_after);
+    }
     apr_pool_destroy(tmp);
 
     apr_thread_mutex_lock(d->lock);
@@ -173,16 +182,9 @@ static apr_status_t msg_run(void *baton, void *item)
     }
     else {
         d->st.failed++;
-        m->release_after = m->m.receive_count < 5 ? 1 << m->m.receive_count : 30;
         job_add(d, m, MSG_RELEASE);
     }
     apr_thread_mutex_unlock(d->lock);
-    if (rv != APR_SUCCESS) {
-        rq_log_perror(RQ_LOG_MARK, RQ_LOG_ERR, rv, d->pool,
-                      "RQ09002: applying req_id %s of user %s failed; the user's later "
-                      "messages wait, it comes again in %d s",
-                      m->pl->req_id, m->pl->user_id, m->release_after);
-    }
     return rv;
 }
 
@@ -344,6 +346,20 @@ static void poll_failed(rq_daemon_t *d, rq_sqs_t *sqs, apr_pool_t *it, apr_statu
                   e && e->message ? e->message : "");
 }
 
+/*
+ * An empty receive that came back in under a second (--wait-seconds 0, or a
+ * server that does not hold long polls) is followed by a pause that makes
+ * the round a second: an idle queue is not asked thousands of times a second.
+ */
+static void empty_pause(rq_daemon_t *d, apr_time_t began)
+{
+    apr_interval_time_t took = apr_time_now() - began;
+
+    if (took >= 0 && took < apr_time_from_sec(1)) {
+        pause_unless_stopping(d, apr_time_from_sec(1) - took);
+    }
+}
+
 typedef struct poller_t {
     rq_daemon_t *d;
     apr_pool_t *pool;
@@ -362,6 +378,7 @@ static void *APR_THREAD_FUNC poller_main(apr_thread_t *t, void *data)
         apr_array_header_t *msgs = NULL;
         char attempt[APR_UUID_FORMATTED_LENGTH + 1];
         apr_uuid_t uuid;
+        apr_time_t began = apr_time_now();
         apr_status_t rv;
 
         apr_pool_clear(it);
@@ -381,6 +398,9 @@ static void *APR_THREAD_FUNC poller_main(apr_thread_t *t, void *data)
             failures = 0;
         }
         msgs_submit(d, msgs, apr_time_now());
+        if (msgs->nelts == 0) {
+            empty_pause(d, began);
+        }
     }
     apr_pool_destroy(it);
     apr_thread_exit(t, APR_SUCCESS);
@@ -403,6 +423,27 @@ static apr_array_header_t *entries_make(apr_pool_t *p, dmsg_t *list, int vis)
         e->visibility_timeout = vis >= 0 ? vis : list->release_after;
     }
     return a;
+}
+
+/* SQS's reason for a failed delete: the entry's own, else the call's. */
+static const char *delete_cause(rq_daemon_t *d, apr_pool_t *p, apr_status_t rv,
+                                const rq_sqs_entry_t *e)
+{
+    const rq_sqs_error_t *err = rq_sqs_error(d->hk_sqs);
+    const char *type = NULL, *msg = NULL;
+
+    if ((rv == APR_SUCCESS || rv == RQ_SQS_EPARTIAL) && (e->error_code || e->error_message)) {
+        type = e->error_code;
+        msg = e->error_message;
+    }
+    else if (err) {
+        type = err->type ? err->type : err->code;
+        msg = err->message;
+    }
+    if (!type && !msg) {
+        return "no reason given";
+    }
+    return apr_pstrcat(p, type ? type : "", type && msg ? ": " : "", msg ? msg : "", NULL);
 }
 
 static void deletes_run(rq_daemon_t *d, apr_pool_t *p, dmsg_t *list, int n)
@@ -428,8 +469,9 @@ static void deletes_run(rq_daemon_t *d, apr_pool_t *p, dmsg_t *list, int n)
         if (erv != APR_SUCCESS) {
             failed++;
             rq_log_perror(RQ_LOG_MARK, RQ_LOG_WARNING, erv, p,
-                          "RQ09007: deleting message %s failed; it may come again and "
-                          "will then only be deleted", list->m.message_id);
+                          "RQ09007: deleting message %s failed (%s); it may come again and "
+                          "will then only be deleted", list->m.message_id,
+                          delete_cause(d, p, rv, &APR_ARRAY_IDX(ents, i, rq_sqs_entry_t)));
         }
         /* The write is done either way: the waiters get their answer. */
         if (list->pl) {
@@ -520,7 +562,8 @@ static void *APR_THREAD_FUNC housekeeper_main(apr_thread_t *t, void *data)
     apr_time_t last_extend = 0;
     apr_pool_t *it;
 
-    apr_pool_create(&it, d->pool);
+    /* Not a subpool of d->pool: the main thread still uses that one. */
+    apr_pool_create_unmanaged_ex(&it, NULL, NULL);
     apr_thread_mutex_lock(d->lock);
     for (;;) {
         dmsg_t *list;
@@ -557,16 +600,22 @@ static void *APR_THREAD_FUNC housekeeper_main(apr_thread_t *t, void *data)
 
 /* ---- the wait server's memory after a restart ---- */
 
-/* Finds req_id in the stored history: applied before this daemon started. */
-static apr_status_t history_lookup(const char **pseq, void *baton, apr_pool_t *p,
-                                   const char *req_id, const char *user_id)
+/* Finds req_id in the store, by itself: applied before this daemon started. */
+static apr_status_t store_lookup(rq_wait_found_t *pfound, void *baton, apr_pool_t *p,
+                                 const char *req_id)
 {
     rq_daemon_t *d = baton;
+    rq_store_record_t rec;
+    apr_status_t rv;
 
-    (void)user_id;
-    if (rq_store_applied_seq(pseq, d->store, p, req_id) != APR_SUCCESS) {
+    rv = rq_store_lookup(&rec, d->store, p, req_id);
+    if (rv != APR_SUCCESS) {
         return APR_NOTFOUND;
     }
+    pfound->user_id = rec.user_id;
+    pfound->seq = rec.seq;
+    pfound->hash = rec.hash;
+    pfound->applied = rec.applied;
     return APR_SUCCESS;
 }
 
@@ -589,9 +638,11 @@ void rq_daemon_conf_default(rq_daemon_conf_t *c)
     c->remember = apr_time_from_sec(600);
     c->remember_max = 200000;
     c->retry_max = apr_time_from_sec(5);
+    c->max_connections = 4096;
+    c->register_timeout = apr_time_from_sec(5);
 }
 
-static const char *conf_check(apr_pool_t *p, const rq_daemon_conf_t *c)
+const char *rq_daemon_conf_check(apr_pool_t *p, const rq_daemon_conf_t *c)
 {
     if (!c->socket_path || !*c->socket_path) {
         return "no wait channel socket is set (--socket)";
@@ -615,6 +666,23 @@ static const char *conf_check(apr_pool_t *p, const rq_daemon_conf_t *c)
     }
     if (c->delay_min < 0 || c->delay_max < c->delay_min) {
         return "apply delay: MIN must be >= 0 and MAX >= MIN";
+    }
+    if (c->max_connections < 1 || c->max_connections > 1000000) {
+        return apr_psprintf(p, "--max-connections must be 1 to 1000000, not %d",
+                            c->max_connections);
+    }
+    if (c->register_timeout < apr_time_from_sec(1)) {
+        return "--register-timeout must be at least 1 s";
+    }
+    if (c->max_in_hand < c->max_messages) {
+        return apr_psprintf(p, "--max-in-hand (%d) must be at least --max-messages (%d), "
+                            "or nothing is ever received", c->max_in_hand,
+                            c->max_messages);
+    }
+    if (c->remember < apr_time_from_sec(300)) {
+        return apr_psprintf(p, "--remember must be at least 300 s (SQS's 5-minute "
+                            "deduplication window), not %" APR_TIME_T_FMT " s",
+                            apr_time_sec(c->remember));
     }
     return NULL;
 }
@@ -652,7 +720,9 @@ static apr_status_t wait_setup(rq_daemon_t *d, const char **perr, apr_pool_t *p)
     wo.gid = d->conf.socket_gid;
     wo.remember = d->conf.remember;
     wo.remember_max = d->conf.remember_max;
-    wo.lookup = history_lookup;
+    wo.max_conns = d->conf.max_connections;
+    wo.register_timeout = d->conf.register_timeout;
+    wo.lookup = store_lookup;
     wo.lookup_baton = d;
     rv = rq_wait_server_create(&d->wait, p, &wo);
     if (rv != APR_SUCCESS) {
@@ -675,7 +745,7 @@ apr_status_t rq_daemon_create(rq_daemon_t **pd, const char **perr, apr_pool_t *p
 
     d->pool = p;
     d->conf = *conf;
-    *perr = conf_check(p, conf);
+    *perr = rq_daemon_conf_check(p, conf);
     if (*perr) {
         return APR_EINVAL;
     }

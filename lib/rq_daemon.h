@@ -42,6 +42,8 @@ typedef struct rq_daemon_conf_t {
     int remember_max;
     apr_interval_time_t retry_max; /* cap of the pause after a failed receive */
     apr_interval_time_t sqs_timeout; /* per SQS call; 0: the client's default */
+    int max_connections;          /* wait channel connections open at once */
+    apr_interval_time_t register_timeout; /* close a connection without REGISTER by then */
 } rq_daemon_conf_t;
 
 typedef struct rq_daemon_t rq_daemon_t;
@@ -62,6 +64,13 @@ typedef struct rq_daemon_stats_t {
 
 /* The defaults: 8 workers, 1 poller, 10 messages, 20 s wait, 30 s visibility... */
 void rq_daemon_conf_default(rq_daemon_conf_t *conf);
+
+/*
+ * Checks the values of a configuration; returns NULL when they are usable,
+ * else an operator's sentence (from p) naming the first one at fault.
+ * rq_daemon_create() runs the same check.
+ */
+const char *rq_daemon_conf_check(apr_pool_t *p, const rq_daemon_conf_t *conf);
 
 /*
  * Resolves the AWS settings, opens the store and creates the socket; sets

@@ -236,7 +236,8 @@ static apr_status_t call_send(rq_fifo_result_t *res, rq_fifo_t *f, apr_socket_t 
 
         res->sqs_status = rv;
         return fail(res, p, RQ_FIFO_ESQS, rv,
-                    apr_psprintf(p, "sending to the queue failed%s%s%s%s; nothing was queued",
+                    apr_psprintf(p, "sending to the queue failed%s%s%s%s; the message may "
+                                 "not have been queued; a retry with the same req_id is safe",
                                  e && e->type ? ": " : "", e && e->type ? e->type : "",
                                  e && e->message ? ": " : "", e && e->message ? e->message
                                                                               : ""));

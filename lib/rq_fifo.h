@@ -37,7 +37,9 @@
  *   RQ_FIFO_ESQS         502 (or 503 when res.sqs_status is
  *                        RQ_SQS_ENETWORK / RQ_SQS_ETHROTTLED): sending
  *                        failed after the client's retries; res.sqs_error
- *                        says why; nothing was queued.
+ *                        says why; the message may or may not have been
+ *                        queued (a network failure cannot tell), so a retry
+ *                        with the same req_id is safe.
  *   RQ_FIFO_ETIMEDOUT    504: the message is queued (res.sent) and will still
  *                        be applied; the request stops waiting.
  *   RQ_FIFO_EGONE        504 as well: raceqd closed the channel after the

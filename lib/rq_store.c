@@ -55,6 +55,7 @@ enum {
     STMT_APPLIED,
     STMT_HISTORY_ADD,
     STMT_HISTORY,
+    STMT_LOOKUP,
     STMT_COUNT
 };
 
@@ -62,17 +63,19 @@ static const char *const stmt_sql[STMT_COUNT] = {
     "SELECT writes FROM users WHERE user_id = %s",
     "INSERT INTO users (user_id, writes) VALUES (%s, %lld) "
     "ON CONFLICT (user_id) DO UPDATE SET writes = excluded.writes",
-    "SELECT req_id, seq FROM history WHERE req_id = %s",
-    "INSERT INTO history (req_id, user_id, seq, start_us, finish_us, ord) "
-    "SELECT %s, %s, %s, %lld, %lld, COALESCE(MAX(ord), 0) + 1 "
+    "SELECT req_id FROM history WHERE req_id = %s",
+    "INSERT INTO history (req_id, user_id, seq, start_us, finish_us, ord, hash) "
+    "SELECT %s, %s, %s, %lld, %lld, COALESCE(MAX(ord), 0) + 1, %s "
     "FROM history WHERE user_id = %s "
     "ON CONFLICT (req_id) DO NOTHING",
     "SELECT req_id, seq, start_us, finish_us FROM history "
-    "WHERE user_id = %s ORDER BY ord, finish_us, req_id"
+    "WHERE user_id = %s ORDER BY ord, finish_us, req_id",
+    "SELECT user_id, seq, hash FROM history WHERE req_id = %s"
 };
 
 static const char *const stmt_label[STMT_COUNT] = {
-    "rq_user_get", "rq_user_put", "rq_applied", "rq_history_add", "rq_history"
+    "rq_user_get", "rq_user_put", "rq_applied", "rq_history_add", "rq_history",
+    "rq_lookup"
 };
 
 static const char *const schema_sql[] = {
@@ -85,7 +88,8 @@ static const char *const schema_sql[] = {
     "seq VARCHAR(128), "
     "start_us BIGINT NOT NULL, "
     "finish_us BIGINT NOT NULL, "
-    "ord BIGINT NOT NULL)",
+    "ord BIGINT NOT NULL, "
+    "hash VARCHAR(64))",
     "CREATE INDEX IF NOT EXISTS history_user_ord ON history (user_id, ord)",
     NULL
 };
@@ -346,6 +350,32 @@ static int schema_make(rq_store_t *store, store_conn_t *conn, const char **pwhat
 
 /* --- connections --------------------------------------------------------- */
 
+/*
+ * A history table made before the body hash was recorded gets the column.
+ * Another process may add it at the same moment: its ALTER failing is fine
+ * as long as the column is there afterwards.
+ */
+static apr_status_t hash_column_add(rq_store_t *store, store_conn_t *conn)
+{
+    static const char probe[] = "SELECT hash FROM history WHERE 1 = 0";
+    int err;
+
+    if (conn_run(store, conn, conn->pool, probe) == 0) {
+        return APR_SUCCESS;
+    }
+    err = conn_run(store, conn, conn->pool, "ALTER TABLE history ADD COLUMN hash VARCHAR(64)");
+    if (err != 0 && conn_run(store, conn, conn->pool, probe) != 0) {
+        return db_fail(store, conn, conn->pool, err, "add the hash column to its history");
+    }
+    if (err != 0) {
+        return APR_SUCCESS; /* added by another process */
+    }
+    rq_log_perror(RQ_LOG_MARK, RQ_LOG_NOTICE, APR_SUCCESS, conn->pool,
+                  "RQ02021: the store %s: history table upgraded with a body hash column",
+                  store_name(store, conn->pool));
+    return APR_SUCCESS;
+}
+
 static apr_status_t conn_setup(rq_store_t *store, store_conn_t *conn)
 {
     const char *what = NULL;
@@ -362,6 +392,9 @@ static apr_status_t conn_setup(rq_store_t *store, store_conn_t *conn)
     err = schema_make(store, conn, &what);
     if (err != 0) {
         return db_fail(store, conn, conn->pool, err, what);
+    }
+    if (hash_column_add(store, conn) != APR_SUCCESS) {
+        return RQ_STORE_EDB;
     }
 
     for (i = 0; i < STMT_COUNT; i++) {
@@ -621,44 +654,10 @@ static apr_status_t applied_read(int *papplied, rq_store_t *store, store_conn_t 
     return APR_SUCCESS;
 }
 
-apr_status_t rq_store_applied_seq(const char **pseq, rq_store_t *store, apr_pool_t *p,
-                                  const char *req_id)
-{
-    apr_dbd_results_t *res = NULL;
-    apr_dbd_row_t *row = NULL;
-    store_conn_t *conn = NULL;
-    const char *args[1] = { req_id };
-    apr_status_t rv;
-    int err;
-
-    *pseq = NULL;
-    rv = conn_get(&conn, store, p);
-    if (rv != APR_SUCCESS) {
-        return rv;
-    }
-
-    err = apr_dbd_pselect(store->driver, p, conn->handle, &res, conn->stmt[STMT_APPLIED], 0,
-                          1, args);
-    if (err != 0) {
-        rv = db_fail(store, conn, p, err, "look up a request");
-        goto out;
-    }
-    rv = APR_NOTFOUND;
-    while (apr_dbd_get_row(store->driver, p, res, &row, -1) == 0) {
-        const char *seq = apr_dbd_get_entry(store->driver, row, 1);
-
-        *pseq = seq ? apr_pstrdup(p, seq) : NULL;
-        rv = APR_SUCCESS;
-    }
-
-out:
-    conn_put(store, conn, rv == APR_NOTFOUND ? APR_SUCCESS : rv);
-    return rv;
-}
-
 /* What one apply writes, decided before the write transaction starts. */
 typedef struct store_write_t {
     const rq_apply_t *a;
+    const char *hash;      /* recorded with the history row; NULL in race mode */
     apr_int64_t writes;
     apr_time_t start;
     apr_time_t finish;
@@ -668,7 +667,7 @@ static apr_status_t history_add(int *padded, rq_store_t *store, store_conn_t *co
                                 apr_pool_t *p, const store_write_t *w)
 {
     const rq_payload_t *pl = w->a->payload;
-    const char *args[6];
+    const char *args[7];
     int nrows = 0;
     int err;
 
@@ -677,9 +676,10 @@ static apr_status_t history_add(int *padded, rq_store_t *store, store_conn_t *co
     args[2] = w->a->seq;
     args[3] = apr_psprintf(p, "%" APR_INT64_T_FMT, (apr_int64_t)w->start);
     args[4] = apr_psprintf(p, "%" APR_INT64_T_FMT, (apr_int64_t)w->finish);
-    args[5] = pl->user_id;
+    args[5] = w->hash;
+    args[6] = pl->user_id;
     err = apr_dbd_pquery(store->driver, p, conn->handle, &nrows,
-                         conn->stmt[STMT_HISTORY_ADD], 6, args);
+                         conn->stmt[STMT_HISTORY_ADD], 7, args);
     if (err != 0) {
         return db_fail(store, conn, p, err, "append to the history");
     }
@@ -824,7 +824,7 @@ static apr_status_t apply_write(int *papplied, rq_store_t *store, apr_pool_t *p,
 
 apr_status_t rq_store_apply_race(rq_store_t *store, apr_pool_t *ptemp, const rq_apply_t *a)
 {
-    store_write_t w = { a, 0, 0, 0 };
+    store_write_t w = { a, NULL, 0, 0, 0 };
     int applied = 0;
     apr_status_t rv;
 
@@ -848,11 +848,12 @@ apr_status_t rq_store_apply_race(rq_store_t *store, apr_pool_t *ptemp, const rq_
 apr_status_t rq_store_apply_once(rq_store_t *store, apr_pool_t *ptemp, const rq_apply_t *a,
                                  int *papplied)
 {
-    store_write_t w = { a, 0, 0, 0 };
+    store_write_t w = { a, NULL, 0, 0, 0 };
     int known = 0;
     apr_status_t rv;
 
     *papplied = 0;
+    w.hash = a->hash;
     rv = apply_read(&w, &known, store, ptemp, 1);
     if (rv != APR_SUCCESS || known) {
         goto out;
@@ -950,4 +951,45 @@ apr_status_t rq_store_user_json(const char **pjson, rq_store_t *store, apr_pool_
     *pjson = apr_pstrdup(p, s);
     free(s);
     return APR_SUCCESS;
+}
+
+/* --- looking a request up ------------------------------------------------ */
+
+apr_status_t rq_store_lookup(rq_store_record_t *prec, rq_store_t *store, apr_pool_t *p,
+                             const char *req_id)
+{
+    store_conn_t *conn = NULL;
+    apr_dbd_results_t *res = NULL;
+    apr_dbd_row_t *row = NULL;
+    const char *args[1] = { req_id };
+    apr_status_t rv;
+    int err;
+
+    memset(prec, 0, sizeof(*prec));
+    rv = conn_get(&conn, store, p);
+    if (rv != APR_SUCCESS) {
+        return rv;
+    }
+
+    err = apr_dbd_pselect(store->driver, p, conn->handle, &res, conn->stmt[STMT_LOOKUP], 0, 1,
+                          args);
+    if (err != 0) {
+        rv = db_fail(store, conn, p, err, "look up a request");
+        goto out;
+    }
+    while (apr_dbd_get_row(store->driver, p, res, &row, -1) == 0) {
+        const char *user_id = apr_dbd_get_entry(store->driver, row, 0);
+        const char *seq = apr_dbd_get_entry(store->driver, row, 1);
+        const char *hash = apr_dbd_get_entry(store->driver, row, 2);
+
+        prec->user_id = apr_pstrdup(p, user_id ? user_id : "");
+        prec->seq = seq ? apr_pstrdup(p, seq) : NULL;
+        prec->hash = hash && *hash ? apr_pstrdup(p, hash) : NULL;
+        prec->applied = 1;
+    }
+    rv = prec->applied ? APR_SUCCESS : APR_NOTFOUND;
+
+out:
+    conn_put(store, conn, rv == APR_NOTFOUND ? APR_SUCCESS : rv);
+    return rv;
 }

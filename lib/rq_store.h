@@ -16,9 +16,11 @@
  * caller must), so an ordering fault upstream still shows as a lost update.
  *
  * Tables: users(user_id, writes) and history(req_id unique, user_id, seq,
- * start_us, finish_us, ord), ord being the entry's position in the user's
- * history. With SQLite the file and its directory are created on first use
- * and the database runs in WAL mode, so several processes can share it.
+ * start_us, finish_us, ord, hash), ord being the entry's position in the
+ * user's history and hash the body's SHA-256 (a history table without it is
+ * given the column when the store is opened). With SQLite the file and its
+ * directory are created on first use and the database runs in WAL mode, so
+ * several processes can share it.
  * Open one store per database in a process and share it between threads:
  * write transactions are serialised per store.
  * Failures are logged (tags RQ02xxx) with the store's name.
@@ -50,7 +52,18 @@ typedef struct rq_apply_t {
     const char *seq;                /* SQS sequence number; NULL in race mode */
     apr_interval_time_t delay_min;  /* the toy write's random duration */
     apr_interval_time_t delay_max;
+    const char *hash;               /* rq_store_apply_once: hex SHA-256 of the exact
+                                     * message body, kept with the history row; may
+                                     * be NULL. rq_store_apply_race ignores it. */
 } rq_apply_t;
+
+/* What the store knows of an applied request (rq_store_lookup). */
+typedef struct rq_store_record_t {
+    const char *user_id;
+    const char *seq;                /* NULL when applied in race mode */
+    const char *hash;               /* NULL when not recorded (race mode, older rows) */
+    int applied;                    /* 1 when the req_id is in the history */
+} rq_store_record_t;
 
 /*
  * "DRIVER PARAMS" for log lines, with secrets masked: the value of a
@@ -84,19 +97,18 @@ apr_status_t rq_store_apply_once(rq_store_t *store, apr_pool_t *ptemp, const rq_
                                  int *papplied);
 
 /*
+ * Looks req_id up by itself (one indexed read): APR_SUCCESS and *prec (strings
+ * from p) when it was applied, APR_NOTFOUND when not, else a store error.
+ */
+apr_status_t rq_store_lookup(rq_store_record_t *prec, rq_store_t *store, apr_pool_t *p,
+                             const char *req_id);
+
+/*
  * The user's state as compact JSON, history in apply order:
  * {"user_id":"u","writes":N,"history":[{"req_id":"r","seq":null|"s",
  * "start":us,"finish":us},...]}. An unknown user has writes 0, history [].
  */
 apr_status_t rq_store_user_json(const char **pjson, rq_store_t *store, apr_pool_t *p,
                                 const char *user_id);
-
-/*
- * Whether req_id is in the history (a lookup by its key, whatever the size
- * of the user's history): APR_SUCCESS with *pseq its sequence number (NULL
- * in race mode), APR_NOTFOUND, or the store's error.
- */
-apr_status_t rq_store_applied_seq(const char **pseq, rq_store_t *store, apr_pool_t *p,
-                                  const char *req_id);
 
 #endif

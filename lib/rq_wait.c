@@ -461,6 +461,9 @@ struct wait_entry_t {
 
 struct wait_conn_t {
     apr_pool_t *pool;
+    apr_time_t opened;
+    wait_conn_t *prev_conn;     /* every open connection, for the idle sweep */
+    wait_conn_t *next_conn;
     apr_socket_t *sock;
     apr_pollfd_t pfd;
     apr_size_t have;
@@ -490,6 +493,13 @@ struct rq_wait_server_t {
     long rejected;
     long woken;
     int evict_warned;
+    apr_pollfd_t listen_pfd;
+    apr_time_t listen_resume;   /* accepting paused until then; 0: not paused */
+    long accept_failed;         /* accept() failures since the last report */
+    apr_time_t accept_reported;
+    long refused;               /* connections over max_conns since the last report */
+    apr_time_t refused_reported;
+    wait_conn_t *conn_list;     /* the serving thread's */
 };
 
 static void entry_unlink(rq_wait_server_t *srv, wait_entry_t *e)
@@ -531,32 +541,36 @@ static void entry_forget(rq_wait_server_t *srv, wait_entry_t *e)
     free(e);
 }
 
-/* Forgets the oldest idle entries while over the bound; lock held. */
-static void entries_bound(rq_wait_server_t *srv, apr_pool_t *p)
+/*
+ * Forgets the oldest idle entries while over the bound, never keep (the entry
+ * being created); lock held, from any thread, hence a pool of its own to log.
+ */
+static void entries_bound(rq_wait_server_t *srv, wait_entry_t *keep)
 {
     wait_entry_t *e = srv->oldest;
     int over = (int)apr_hash_count(srv->entries) - srv->opts.remember_max;
+    apr_pool_t *lp;
 
     while (e && over > 0) {
         wait_entry_t *next = e->newer;
 
-        if (!e->waiters) {
+        if (!e->waiters && e != keep) {
             entry_forget(srv, e);
             over--;
         }
         e = next;
     }
-    if (!srv->evict_warned) {
+    if (!srv->evict_warned && apr_pool_create(&lp, NULL) == APR_SUCCESS) {
         srv->evict_warned = 1;
-        rq_log_perror(RQ_LOG_MARK, RQ_LOG_WARNING, 0, p,
+        rq_log_perror(RQ_LOG_MARK, RQ_LOG_WARNING, 0, lp,
                       "RQ08003: more than %d request ids to remember; the oldest are "
                       "forgotten early, so a late duplicate may not be recognised",
                       srv->opts.remember_max);
+        apr_pool_destroy(lp);
     }
 }
 
-static wait_entry_t *entry_create(rq_wait_server_t *srv, apr_pool_t *p, const char *req_id,
-                                  int state)
+static wait_entry_t *entry_create(rq_wait_server_t *srv, const char *req_id, int state)
 {
     wait_entry_t *e = calloc(1, sizeof(*e));
 
@@ -568,7 +582,7 @@ static wait_entry_t *entry_create(rq_wait_server_t *srv, apr_pool_t *p, const ch
     entry_push(srv, e);
     apr_hash_set(srv->entries, e->req_id, APR_HASH_KEY_STRING, e);
     if ((int)apr_hash_count(srv->entries) > srv->opts.remember_max) {
-        entries_bound(srv, p);
+        entries_bound(srv, e);
     }
     return e;
 }
@@ -591,7 +605,7 @@ static void entries_expire(rq_wait_server_t *srv, apr_time_t now)
 }
 
 /* Writes one frame to a waiter without blocking; lock held. */
-static void conn_write(rq_wait_server_t *srv, wait_conn_t *c, const rq_wait_msg_t *m)
+static void conn_write(wait_conn_t *c, const rq_wait_msg_t *m)
 {
     char *buf;
     apr_size_t len;
@@ -615,9 +629,16 @@ static void conn_write(rq_wait_server_t *srv, wait_conn_t *c, const rq_wait_msg_
         free(buf);
         return;
     }
-    if (rv != APR_SUCCESS && !APR_STATUS_IS_EPIPE(rv) && !APR_STATUS_IS_ECONNRESET(rv)) {
-        rq_log_perror(RQ_LOG_MARK, RQ_LOG_DEBUG, rv, srv->pool,
-                      "RQ08004: wait channel: could not answer a waiter, closing it");
+    if (!APR_STATUS_IS_EPIPE(rv) && !APR_STATUS_IS_ECONNRESET(rv)
+        && rq_log_is_level(RQ_LOG_DEBUG)) {
+        apr_pool_t *lp;
+
+        /* Workers write here too: a pool of this call's own to log with. */
+        if (apr_pool_create(&lp, NULL) == APR_SUCCESS) {
+            rq_log_perror(RQ_LOG_MARK, RQ_LOG_DEBUG, rv, lp,
+                          "RQ08004: wait channel: could not answer a waiter, closing it");
+            apr_pool_destroy(lp);
+        }
     }
     free(buf);
     apr_socket_shutdown(c->sock, APR_SHUTDOWN_READWRITE);
@@ -635,7 +656,7 @@ static void conn_answer(rq_wait_server_t *srv, wait_conn_t *c, int type, wait_en
         m.seq = e->seq[0] ? e->seq : NULL;
         m.applied = e->applied;
     }
-    conn_write(srv, c, &m);
+    conn_write(c, &m);
     if (type == RQ_WAIT_DONE || type == RQ_WAIT_CONFLICT) {
         c->done = 1;
         srv->woken++;
@@ -673,7 +694,7 @@ void rq_wait_server_done(rq_wait_server_t *srv, const char *req_id, const char *
     apr_thread_mutex_lock(srv->lock);
     e = apr_hash_get(srv->entries, req_id, APR_HASH_KEY_STRING);
     if (!e) {
-        e = entry_create(srv, srv->pool, req_id, ENTRY_DONE);
+        e = entry_create(srv, req_id, ENTRY_DONE);
     }
     if (e) {
         e->state = ENTRY_DONE;
@@ -709,21 +730,29 @@ void rq_wait_server_stats(rq_wait_stats_t *st, rq_wait_server_t *srv)
 /* Asks durable storage about a req_id unknown to memory, while memory is young. */
 static void register_lookup(rq_wait_server_t *srv, wait_conn_t *c, const rq_wait_msg_t *m)
 {
-    const char *seq = NULL;
+    rq_wait_found_t f;
+    const char *hash;
     wait_entry_t *e;
     apr_status_t rv;
 
     if (!srv->opts.lookup || apr_time_now() - srv->started > srv->opts.remember) {
         return;
     }
-    rv = srv->opts.lookup(&seq, srv->opts.lookup_baton, c->pool, m->req_id, m->user_id);
+    memset(&f, 0, sizeof(f));
+    rv = srv->opts.lookup(&f, srv->opts.lookup_baton, c->pool, m->req_id);
     if (rv != APR_SUCCESS) {
         return;
     }
+    hash = f.hash;
+    if (!hash && f.user_id && strcmp(f.user_id, m->user_id) != 0) {
+        hash = "-"; /* no hash recorded: another user means another body */
+    }
     apr_thread_mutex_lock(srv->lock);
     e = apr_hash_get(srv->entries, m->req_id, APR_HASH_KEY_STRING);
-    if (!e && (e = entry_create(srv, c->pool, m->req_id, ENTRY_DONE)) != NULL) {
-        apr_cpystrn(e->seq, seq ? seq : "", sizeof(e->seq));
+    if (!e && (e = entry_create(srv, m->req_id, ENTRY_DONE)) != NULL) {
+        apr_cpystrn(e->seq, f.seq ? f.seq : "", sizeof(e->seq));
+        apr_cpystrn(e->hash, hash ? hash : "", sizeof(e->hash));
+        e->applied = f.applied;
     }
     apr_thread_mutex_unlock(srv->lock);
 }
@@ -751,7 +780,7 @@ static void on_register(rq_wait_server_t *srv, wait_conn_t *c, const rq_wait_msg
     }
     else {
         if (!e) {
-            e = entry_create(srv, c->pool, m->req_id, ENTRY_PENDING);
+            e = entry_create(srv, m->req_id, ENTRY_PENDING);
         }
         if (e) {
             apr_cpystrn(e->hash, c->hash, sizeof(e->hash));
@@ -790,7 +819,7 @@ static int conn_reject(rq_wait_server_t *srv, wait_conn_t *c, const char *why)
     m.message = why;
     apr_thread_mutex_lock(srv->lock);
     srv->rejected++;
-    conn_write(srv, c, &m);
+    conn_write(c, &m);
     apr_thread_mutex_unlock(srv->lock);
     return 1;
 }
@@ -873,12 +902,97 @@ static int conn_read(rq_wait_server_t *srv, wait_conn_t *c)
 static void conn_close(rq_wait_server_t *srv, wait_conn_t *c)
 {
     apr_pollset_remove(srv->pollset, &c->pfd);
+    if (c->prev_conn) {
+        c->prev_conn->next_conn = c->next_conn;
+    }
+    else {
+        srv->conn_list = c->next_conn;
+    }
+    if (c->next_conn) {
+        c->next_conn->prev_conn = c->prev_conn;
+    }
     apr_thread_mutex_lock(srv->lock);
     waiter_detach(srv, c);
     srv->conns--;
     apr_thread_mutex_unlock(srv->lock);
     apr_socket_close(c->sock);
     apr_pool_destroy(c->pool);
+}
+
+/* Closes connections that did not complete their REGISTER in time. */
+static void conns_idle_close(rq_wait_server_t *srv, apr_time_t now)
+{
+    wait_conn_t *c = srv->conn_list;
+    int n = 0;
+
+    while (c) {
+        wait_conn_t *next = c->next_conn;
+
+        if (!c->registered && now - c->opened > srv->opts.register_timeout) {
+            conn_close(srv, c);
+            n++;
+        }
+        c = next;
+    }
+    if (n > 0) {
+        apr_pool_t *lp;
+
+        apr_pool_create(&lp, srv->pool);
+        rq_log_perror(RQ_LOG_MARK, RQ_LOG_INFO, 0, lp,
+                      "RQ08008: wait channel: closed %d connection(s) that sent no REGISTER "
+                      "within %" APR_TIME_T_FMT " ms", n,
+                      apr_time_as_msec(srv->opts.register_timeout));
+        apr_pool_destroy(lp);
+    }
+}
+
+/* Refuses a connection over the limit; reported at most once a second. */
+static void conn_refuse(rq_wait_server_t *srv, apr_pool_t *p, apr_socket_t *s)
+{
+    apr_time_t now = apr_time_now();
+
+    apr_socket_close(s);
+    srv->refused++;
+    if (now - srv->refused_reported >= apr_time_from_sec(1)) {
+        rq_log_perror(RQ_LOG_MARK, RQ_LOG_WARNING, 0, p,
+                      "RQ08006: wait channel: %d connections open, the limit "
+                      "(--max-connections); refused %ld since the last report",
+                      srv->conns, srv->refused);
+        srv->refused = 0;
+        srv->refused_reported = now;
+    }
+}
+
+/*
+ * accept() failed (out of file descriptors, most often): the listener stays
+ * readable, so it leaves the pollset for a moment instead of being polled in
+ * a tight loop; the failures are reported at most every 10 seconds.
+ */
+static void accept_failed(rq_wait_server_t *srv, apr_pool_t *p, apr_status_t rv)
+{
+    apr_time_t now = apr_time_now();
+
+    srv->accept_failed++;
+    if (srv->accept_reported == 0 || now - srv->accept_reported >= apr_time_from_sec(10)) {
+        rq_log_perror(RQ_LOG_MARK, RQ_LOG_ERR, rv, p,
+                      "RQ08007: wait channel: accepting connections failed (%ld times since "
+                      "the last report); pausing new connections briefly", srv->accept_failed);
+        srv->accept_failed = 0;
+        srv->accept_reported = now;
+    }
+    if (srv->listen_resume == 0) {
+        apr_pollset_remove(srv->pollset, &srv->listen_pfd);
+    }
+    srv->listen_resume = now + apr_time_from_msec(250);
+}
+
+/* Puts the listener back once its pause is over. */
+static void accept_resume(rq_wait_server_t *srv, apr_time_t now)
+{
+    if (srv->listen_resume != 0 && now >= srv->listen_resume) {
+        srv->listen_resume = 0;
+        apr_pollset_add(srv->pollset, &srv->listen_pfd);
+    }
 }
 
 static void conn_accept(rq_wait_server_t *srv)
@@ -891,12 +1005,13 @@ static void conn_accept(rq_wait_server_t *srv)
 
         apr_pool_create(&cp, srv->pool);
         rv = apr_socket_accept(&s, srv->listener, cp);
+        if (rv != APR_SUCCESS && !APR_STATUS_IS_EAGAIN(rv) && !APR_STATUS_IS_EINTR(rv)
+            && !APR_STATUS_IS_ECONNABORTED(rv)) {
+            accept_failed(srv, cp, rv);
+        }
         if (rv != APR_SUCCESS || srv->conns >= srv->opts.max_conns) {
             if (rv == APR_SUCCESS) {
-                rq_log_perror(RQ_LOG_MARK, RQ_LOG_WARNING, 0, cp,
-                              "RQ08006: wait channel: %d connections open, refusing more",
-                              srv->conns);
-                apr_socket_close(s);
+                conn_refuse(srv, cp, s);
             }
             apr_pool_destroy(cp);
             return;
@@ -904,6 +1019,12 @@ static void conn_accept(rq_wait_server_t *srv)
         c = apr_pcalloc(cp, sizeof(*c));
         c->pool = cp;
         c->sock = s;
+        c->opened = apr_time_now();
+        c->next_conn = srv->conn_list;
+        if (srv->conn_list) {
+            srv->conn_list->prev_conn = c;
+        }
+        srv->conn_list = c;
         apr_socket_opt_set(s, APR_SO_NONBLOCK, 1);
         apr_socket_timeout_set(s, 0);
         c->pfd.p = cp;
@@ -928,7 +1049,8 @@ static void *APR_THREAD_FUNC server_main(apr_thread_t *t, void *data)
         apr_time_t now;
         apr_status_t rv;
 
-        rv = apr_pollset_poll(srv->pollset, apr_time_from_sec(1), &n, &out);
+        rv = apr_pollset_poll(srv->pollset, srv->listen_resume ? apr_time_from_msec(50)
+                              : apr_time_from_sec(1), &n, &out);
         for (i = 0; rv == APR_SUCCESS && i < n && !srv->stopping; i++) {
             wait_conn_t *c = out[i].client_data;
 
@@ -940,8 +1062,10 @@ static void *APR_THREAD_FUNC server_main(apr_thread_t *t, void *data)
             }
         }
         now = apr_time_now();
+        accept_resume(srv, now);
         if (now - srv->last_expiry >= apr_time_from_sec(1)) {
             srv->last_expiry = now;
+            conns_idle_close(srv, now);
             apr_thread_mutex_lock(srv->lock);
             entries_expire(srv, now);
             apr_thread_mutex_unlock(srv->lock);
@@ -1037,6 +1161,8 @@ apr_status_t rq_wait_server_create(rq_wait_server_t **psrv, apr_pool_t *p,
     srv->opts.remember = opts->remember > 0 ? opts->remember : apr_time_from_sec(600);
     srv->opts.remember_max = opts->remember_max > 0 ? opts->remember_max : 200000;
     srv->opts.max_conns = opts->max_conns > 0 ? opts->max_conns : 4096;
+    srv->opts.register_timeout = opts->register_timeout > 0 ? opts->register_timeout
+                                                            : apr_time_from_sec(5);
     /* A root pool of its own: the serving thread creates subpools of it. */
     rv = apr_pool_create(&srv->pool, NULL);
     if (rv != APR_SUCCESS) {
@@ -1060,6 +1186,7 @@ apr_status_t rq_wait_server_create(rq_wait_server_t **psrv, apr_pool_t *p,
     pfd.desc_type = APR_POLL_SOCKET;
     pfd.reqevents = APR_POLLIN;
     pfd.desc.s = srv->listener;
+    srv->listen_pfd = pfd;
     apr_pollset_add(srv->pollset, &pfd);
     srv->started = apr_time_now();
     apr_pool_cleanup_register(p, srv, server_cleanup, apr_pool_cleanup_null);

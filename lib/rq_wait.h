@@ -122,13 +122,23 @@ apr_status_t rq_wait_recv(rq_wait_msg_t *msg, apr_socket_t *sock, apr_pool_t *p,
 
 typedef struct rq_wait_server_t rq_wait_server_t;
 
+/* What durable storage knows of an applied req_id. */
+typedef struct rq_wait_found_t {
+    const char *user_id;
+    const char *seq;     /* NULL when none was recorded */
+    const char *hash;    /* body hash; NULL when none was recorded */
+    int applied;         /* for DONE's "applied" */
+} rq_wait_found_t;
+
 /*
- * Looks a req_id up in durable storage, for requests applied before the
- * server started (its memory is empty then). Returns APR_SUCCESS and the
- * sequence number (from p) when the req_id was applied, APR_NOTFOUND else.
+ * Looks a req_id up in durable storage by itself, for requests applied
+ * before the server started (its memory is empty then). Returns APR_SUCCESS
+ * and *pfound (strings from p) when the req_id was applied, APR_NOTFOUND
+ * else. A REGISTER whose hash differs from the stored one is a CONFLICT;
+ * with no stored hash, a different user_id is one.
  */
-typedef apr_status_t rq_wait_lookup_fn(const char **pseq, void *baton, apr_pool_t *p,
-                                       const char *req_id, const char *user_id);
+typedef apr_status_t rq_wait_lookup_fn(rq_wait_found_t *pfound, void *baton, apr_pool_t *p,
+                                       const char *req_id);
 
 typedef struct rq_wait_server_opts_t {
     const char *path;           /* socket path */
@@ -138,6 +148,8 @@ typedef struct rq_wait_server_opts_t {
     apr_interval_time_t remember; /* keep outcomes at least this long; 0: 10 min */
     int remember_max;           /* bound on remembered req_ids; 0: 200000 */
     int max_conns;              /* bound on open connections; 0: 4096 */
+    apr_interval_time_t register_timeout; /* a connection without a REGISTER by then is
+                                           * closed; 0: 5 s */
     rq_wait_lookup_fn *lookup;  /* optional */
     void *lookup_baton;
 } rq_wait_server_opts_t;

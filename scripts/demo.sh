@@ -396,9 +396,13 @@ if is_on "$KEEP"; then
     say "  curl -s $base/fifo/users/alice"
     say "  bin/raceq-fire --url $base/race --users 10 --per-user 20"
     say "  bin/raceq-fire --url $base/fifo --users 10 --per-user 20"
-    printf '{"req_id":"ab-1","user_id":"ab-user"}' >"$tmp/ab-body.json"
-    say "  ab -n 100 -c 10 -p $tmp/ab-body.json -T application/json $base/race"
-    say "    (ab repeats one body, so one req_id: the first request writes, the rest answer 409)"
+    # RaceQGenerateId On (conf/demo-httpd.conf.in) gives each request of a
+    # fixed body without a req_id an id of its own: one write per request.
+    say "  ab -n 100 -c 10 -p $top/bench/body.json -T application/json $base/fifo"
+    say "  ab -n 100 -c 10 -p $top/bench/body.json -T application/json $base/race"
+    say "    (one body without req_id: each request gets its own id and writes once)"
+    say "  wrk -t2 -c16 -d3s -s $top/bench/wrk-raceq.lua $base/fifo -- 100 keep$$"
+    say "    (a unique req_id per request, users drawn from 100; a new prefix per run)"
     say "  logs: $tmp/error_log  $tmp/raceqd.log"
     trap on_keep_signal INT TERM
     while [ -z "$keep_wait_done" ]; do

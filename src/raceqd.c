@@ -4,7 +4,9 @@
  * file, signals and the process; the work is in lib/rq_daemon.c.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <grp.h>
+#include <pthread.h>
 #include <pwd.h>
 #include <signal.h>
 #include <stdio.h>
@@ -12,6 +14,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <apr_file_info.h>
 #include <apr_general.h>
 #include <apr_getopt.h>
 #include <apr_strings.h>
@@ -37,7 +40,7 @@ typedef struct opts_t {
 enum {
     O_CONFIG = 256, O_QUEUE, O_REGION, O_ENDPOINT, O_ENV, O_STORE, O_SOCKET, O_OWNER,
     O_GROUP, O_MODE, O_WORKERS, O_POLLERS, O_FG, O_PID, O_LEVEL, O_LOGFILE, O_DELAY,
-    O_VIS, O_WAIT, O_MAXMSG, O_INHAND, O_REMEMBER, O_HELP, O_VERSION
+    O_VIS, O_WAIT, O_MAXMSG, O_INHAND, O_REMEMBER, O_MAXCONN, O_REGTIME, O_HELP, O_VERSION
 };
 
 static const apr_getopt_option_t options[] = {
@@ -63,6 +66,10 @@ static const apr_getopt_option_t options[] = {
     { "max-messages", O_MAXMSG, 1, "per receive, 1-10, default 10" },
     { "max-in-hand", O_INHAND, 1, "messages received and not yet deleted, default 200" },
     { "remember", O_REMEMBER, 1, "seconds outcomes are kept for duplicates, default 600" },
+    { "max-connections", O_MAXCONN, 1,
+      "N: wait channel connections open at once, default 4096; more are refused" },
+    { "register-timeout", O_REGTIME, 1,
+      "seconds a connection may stay without its REGISTER, default 5" },
     { "help", O_HELP, 0, "this text" },
     { "version", O_VERSION, 0, "print the version" },
     { NULL, 0, 0, NULL }
@@ -146,6 +153,14 @@ static const char *opt_set_more(opts_t *o, apr_pool_t *p, int id, const char *v)
         const char *err = int_arg(&n, p, name, v, 10);
 
         o->d.remember = apr_time_from_sec(n);
+        return err;
+    }
+    case O_MAXCONN:
+        return int_arg(&o->d.max_connections, p, name, v, 10);
+    case O_REGTIME: {
+        const char *err = int_arg(&n, p, name, v, 10);
+
+        o->d.register_timeout = apr_time_from_sec(n);
         return err;
     }
     default:
@@ -300,10 +315,74 @@ static const char *socket_owner(opts_t *o, apr_pool_t *p)
     return NULL;
 }
 
+/*
+ * Points fd 2 at the log file. open() then dup2() replaces fd 2 in one step:
+ * there is no moment without a stderr, and on failure the old file stays.
+ */
+/* A path relative to the working directory, made absolute. */
+static const char *path_absolute(const char **ppath, apr_pool_t *p, const char *name)
+{
+    char *abs = NULL;
+    apr_status_t rv;
+    char buf[256];
+
+    if (!*ppath || **ppath == '/') {
+        return NULL;
+    }
+    rv = apr_filepath_merge(&abs, NULL, *ppath, APR_FILEPATH_NOTRELATIVE, p);
+    if (rv != APR_SUCCESS) {
+        return apr_psprintf(p, "--%s: cannot make %s an absolute path: %s", name, *ppath,
+                            apr_strerror(rv, buf, sizeof(buf)));
+    }
+    *ppath = abs;
+    return NULL;
+}
+
+/*
+ * Detaching changes the working directory to "/", and the store opens more
+ * connections later: every path given relative to where raceqd was started
+ * is made absolute first, so that it names the same file throughout.
+ */
+static const char *paths_absolute(opts_t *o, apr_pool_t *p)
+{
+    const char *err;
+
+    err = path_absolute(&o->log_file, p, "log-file");
+    if (!err) {
+        err = path_absolute(&o->pid_file, p, "pid-file");
+    }
+    if (!err) {
+        err = path_absolute(&o->d.socket_path, p, "socket");
+    }
+    if (!err && o->d.store_driver && strcmp(o->d.store_driver, "sqlite3") == 0
+        && strcmp(o->d.store_params, ":memory:") != 0
+        && strncmp(o->d.store_params, "file:", 5) != 0) {
+        err = path_absolute(&o->d.store_params, p, "store");
+    }
+    return err;
+}
+
 static int log_reopen(const char *path)
 {
-    if (path && !freopen(path, "a", stderr)) {
+    int fd;
+
+    if (!path) {
+        return 0;
+    }
+    fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0640);
+    if (fd < 0) {
         return -1;
+    }
+    fflush(stderr);
+    if (fd != STDERR_FILENO && dup2(fd, STDERR_FILENO) < 0) {
+        int e = errno;
+
+        close(fd);
+        errno = e;
+        return -1;
+    }
+    if (fd != STDERR_FILENO) {
+        close(fd);
     }
     return 0;
 }
@@ -346,13 +425,70 @@ static void signals_wait(sigset_t *set, opts_t *o, apr_pool_t *p)
             break;
         }
         if (log_reopen(o->log_file) != 0) {
-            _exit(3); /* stderr is gone: nothing left to report with */
+            rq_log_perror(RQ_LOG_MARK, RQ_LOG_WARNING, APR_FROM_OS_ERROR(errno), p,
+                          "RQ10004: SIGHUP: cannot reopen the log file %s; logging on to "
+                          "the file open so far", o->log_file);
+            continue;
         }
         rq_log_perror(RQ_LOG_MARK, RQ_LOG_NOTICE, 0, p, "RQ10001: log file reopened");
     }
     rq_log_perror(RQ_LOG_MARK, RQ_LOG_NOTICE, 0, p,
-                  "RQ10002: %s received: finishing the messages in hand",
-                  sig == SIGINT ? "SIGINT" : "SIGTERM");
+                  "RQ10002: %s received: finishing the messages in hand (a second one "
+                  "stops at once)", sig == SIGINT ? "SIGINT" : "SIGTERM");
+}
+
+typedef struct stop_watch_t {
+    sigset_t set;
+    opts_t *o;
+    rq_daemon_t *d;
+} stop_watch_t;
+
+/*
+ * Runs while a graceful stop finishes what is in hand: a second SIGTERM or
+ * SIGINT ends the process at once. What is in hand is not deleted, so SQS
+ * delivers it again once its visibility timeout ends; apply being
+ * idempotent, nothing is applied twice.
+ */
+static void *stop_watch_main(void *data)
+{
+    stop_watch_t *w = data;
+    rq_daemon_stats_t st;
+    apr_pool_t *p;
+    int sig = 0;
+
+    apr_pool_create_unmanaged_ex(&p, NULL, NULL);
+    for (;;) {
+        if (sigwait(&w->set, &sig) != 0) {
+            continue;
+        }
+        if (sig != SIGHUP) {
+            break;
+        }
+        if (log_reopen(w->o->log_file) == 0) {
+            rq_log_perror(RQ_LOG_MARK, RQ_LOG_NOTICE, 0, p, "RQ10001: log file reopened");
+        }
+    }
+    rq_daemon_stats(&st, w->d);
+    rq_log_perror(RQ_LOG_MARK, RQ_LOG_WARNING, 0, p,
+                  "RQ10005: second %s: stopping at once; %d message(s) in hand are abandoned "
+                  "undeleted, SQS delivers them again when their visibility timeout ends "
+                  "(they are applied at most once)", sig == SIGINT ? "SIGINT" : "SIGTERM",
+                  st.in_hand);
+    unlink(w->o->d.socket_path);
+    if (w->o->pid_file) {
+        unlink(w->o->pid_file);
+    }
+    _exit(1);
+    return NULL;
+}
+
+static void stop_watch_start(stop_watch_t *w)
+{
+    pthread_t t;
+
+    if (pthread_create(&t, NULL, stop_watch_main, w) == 0) {
+        pthread_detach(t);
+    }
 }
 
 static int fail(const char *err)
@@ -363,6 +499,7 @@ static int fail(const char *err)
 
 static int run(opts_t *o, apr_pool_t *p)
 {
+    static stop_watch_t watch;
     rq_daemon_t *d;
     sigset_t set;
     const char *err = NULL;
@@ -386,6 +523,10 @@ static int run(opts_t *o, apr_pool_t *p)
         return 1;
     }
     signals_wait(&set, o, p);
+    watch.set = set;
+    watch.o = o;
+    watch.d = d;
+    stop_watch_start(&watch);
     rq_daemon_stop(d);
     if (o->pid_file) {
         unlink(o->pid_file);
@@ -415,6 +556,12 @@ int main(int argc, const char *const *argv)
     }
     if (!err) {
         err = socket_owner(&o, p);
+    }
+    if (!err) {
+        err = rq_daemon_conf_check(p, &o.d);
+    }
+    if (!err) {
+        err = paths_absolute(&o, p);
     }
     if (err) {
         fail(err);

@@ -196,6 +196,18 @@ like($run->{err}, qr/^firing 6 requests at .*\/fifo/m, 'json: progress on stderr
 left_nothing($run, 'JSON demo');
 
 # ---------------------------------------------------------------------------
+# make demo JSON=1: through make too, stdout is the JSON document alone.
+
+{
+    my $dir = tempdir('raceq-demo-make-XXXXXX', TMPDIR => 1, CLEANUP => 1);
+    local $ENV{ENV_FILE} = '';
+    my $out = `cd $ROOT && make demo JSON=1 QUICK=1 USERS=1 PER_USER=2 2>$dir/err`;
+    is($? >> 8, 0, 'make demo JSON=1 exits 0') or diag(slurp("$dir/err"));
+    my $doc = eval { decode_json($out) };
+    ok($doc && $doc->{ok}, 'make demo JSON=1 > file gives valid JSON') or diag($@ . $out);
+}
+
+# ---------------------------------------------------------------------------
 # KEEP=1: the stack answers until Ctrl-C, which ends the run with 0.
 
 $run = start_demo(QUICK => 1, KEEP => 1, USERS => 1, PER_USER => 2);
@@ -215,6 +227,33 @@ if ($ready && $base) {
     is($res->{status}, 200, 'KEEP: a fifo write is answered');
     $res = HTTP::Tiny->new(timeout => 10)->get("$base/fifo/users/keep-user");
     like($res->{content}, qr/"writes":1\b/, 'KEEP: and stored');
+
+    # The printed load-test commands, run as printed: every request writes.
+    my @hints = slurp("$run->{dir}/out") =~ /^\s+((?:ab|wrk) .*\S)\s*$/mg;
+    my @ab = grep { /^ab / } @hints;
+    my ($wrk) = grep { /^wrk / } @hints;
+    is(scalar @ab, 2, 'KEEP: ab commands printed for /fifo and /race');
+    for my $cmd (@ab) {
+        my ($n) = $cmd =~ /-n (\d+)/;
+        my ($where) = $cmd =~ m{/(fifo|race)$};
+        my $out = `$cmd 2>&1`;
+        like($out, qr/^Complete requests:\s+$n$/m, "KEEP: ab on /$where: $n requests done");
+        like($out, qr/^Failed requests:\s+0$/m, "KEEP: ab on /$where: none failed");
+        unlike($out, qr/Non-2xx responses/, "KEEP: ab on /$where: every answer 200")
+            or diag($out);
+        if ($where eq 'fifo') {
+            $res = HTTP::Tiny->new(timeout => 10)->get("$base/fifo/users/ab-user");
+            like($res->{content}, qr/"writes":$n\b/, "KEEP: ab on /fifo: $n writes stored");
+        }
+    }
+    ok($wrk, 'KEEP: a wrk command printed');
+    if ($wrk) {
+        my $out = `$wrk 2>&1`;
+        my ($fig) = $out =~ /^RACEQ-WRK (\{.*\})$/m;
+        my $w = eval { decode_json($fig) } || {};
+        cmp_ok($w->{requests} // 0, '>', 0, 'KEEP: wrk on /fifo sent requests');
+        is($w->{non2xx}, 0, 'KEEP: wrk on /fifo: every answer 200') or diag($out);
+    }
 }
 kill 'INT', -$run->{pid};
 finish($run);

@@ -258,7 +258,7 @@ POST /t
 --- timeout: 40
 --- error_code: 503
 --- error_field: null
---- error_message_like: nothing was queued
+--- error_message_like: may not have been queued, and a retry with the same req_id is safe
 --- error_log eval
 qr/\[raceq:error\].*RQ08501: req_id out-1: sending to the queue failed/
 --- store_unchanged: outage

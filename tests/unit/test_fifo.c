@@ -132,6 +132,10 @@ int main(void)
     RQ_IS_INT(rv, RQ_FIFO_ESQS, "the queue failing: an SQS failure");
     RQ_IS_INT(res.sqs_status, RQ_SQS_ESERVER, "with the client's status");
     RQ_OK(res.why && strstr(res.why, "the queue is down"), "and SQS's message");
+    RQ_OK(res.why && !strstr(res.why, "nothing was queued")
+          && strstr(res.why, "may not have been queued")
+          && strstr(res.why, "same req_id is safe"),
+          "the reason does not claim to know the message was not queued");
 
     s.mode = 0;
     rv = rq_fifo_call(&res, f, p, payload(p, "r-2", "{\"a\":4}"), apr_time_from_sec(10));

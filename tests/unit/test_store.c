@@ -42,6 +42,7 @@ static rq_apply_t apply_make(apr_pool_t *p, const char *req_id, const char *user
 {
     rq_apply_t a;
 
+    memset(&a, 0, sizeof(a));
     a.payload = payload_make(p, req_id, user_id);
     a.seq = seq;
     a.delay_min = delay;
@@ -360,6 +361,63 @@ static void test_open_error_logged(apr_pool_t *p, const char *dir)
           "with the driver's cause and no status code: %s", open_log);
 }
 
+#define HASH_1 "1111111111111111111111111111111111111111111111111111111111111111"
+
+static void test_lookup(rq_store_t *store, apr_pool_t *p)
+{
+    rq_apply_t a = apply_make(p, "look-1", "dora", "555", 0);
+    rq_store_record_t rec;
+    int applied = 0;
+
+    RQ_IS_INT(rq_store_lookup(&rec, store, p, "look-1"), APR_NOTFOUND,
+              "lookup: a req_id never applied is not found");
+    RQ_OK(!rec.applied, "and not marked applied");
+    a.hash = HASH_1;
+    rq_store_apply_once(store, p, &a, &applied);
+    RQ_IS_INT(rq_store_lookup(&rec, store, p, "look-1"), APR_SUCCESS,
+              "lookup by req_id alone finds an applied request");
+    RQ_IS_STR(rec.user_id, "dora", "with its user");
+    RQ_IS_STR(rec.seq, "555", "its sequence number");
+    RQ_IS_STR(rec.hash, HASH_1, "and the body hash recorded by apply_once");
+    RQ_OK(rec.applied, "marked applied");
+
+    a = apply_make(p, "look-2", "dora", NULL, 0);
+    rq_store_apply_race(store, p, &a);
+    RQ_IS_INT(rq_store_lookup(&rec, store, p, "look-2"), APR_SUCCESS, "a race-mode write too");
+    RQ_OK(rec.seq == NULL && rec.hash == NULL, "with no sequence number and no hash");
+}
+
+/* A history table made before the hash column existed is upgraded in place. */
+static void test_migrate(apr_pool_t *p, const char *dir)
+{
+    const char *db = apr_pstrcat(p, dir, "/old.db", NULL);
+    const char *sql = apr_psprintf(p, "sqlite3 '%s' \"CREATE TABLE users (user_id "
+        "VARCHAR(128) PRIMARY KEY, writes BIGINT NOT NULL DEFAULT 0); CREATE TABLE history "
+        "(req_id VARCHAR(128) PRIMARY KEY, user_id VARCHAR(128) NOT NULL, seq VARCHAR(128), "
+        "start_us BIGINT NOT NULL, finish_us BIGINT NOT NULL, ord BIGINT NOT NULL); "
+        "INSERT INTO users VALUES ('eve', 1); "
+        "INSERT INTO history VALUES ('old-1', 'eve', '900', 1, 2, 1);\"", db);
+    rq_apply_t a = apply_make(p, "new-1", "eve", "901", 0);
+    rq_store_t *store = NULL;
+    rq_store_record_t rec;
+    int applied = 0;
+
+    RQ_IS_INT(system(sql), 0, "a store with the old history table");
+    RQ_IS_INT(rq_store_open(&store, p, "sqlite3", db), APR_SUCCESS, "opens");
+    if (!store) {
+        return;
+    }
+    RQ_IS_INT(rq_store_lookup(&rec, store, p, "old-1"), APR_SUCCESS, "an old row is found");
+    RQ_OK(rec.hash == NULL && rec.seq && strcmp(rec.seq, "900") == 0,
+          "with its sequence number and no hash");
+    a.hash = HASH_1;
+    RQ_IS_INT(rq_store_apply_once(store, p, &a, &applied), APR_SUCCESS,
+              "apply_once works on the upgraded table");
+    RQ_IS_INT(rq_store_lookup(&rec, store, p, "new-1"), APR_SUCCESS, "the new row is found");
+    RQ_IS_STR(rec.hash, HASH_1, "with its hash");
+    RQ_IS_INT(user_writes(store, p, "eve"), 2, "the count goes on from the old one");
+}
+
 int main(void)
 {
     apr_pool_t *p;
@@ -386,7 +444,9 @@ int main(void)
         test_once_concurrent(store, p, db);
         test_once_same_req(store, p);
         test_race_loses(store, p);
+        test_lookup(store, p);
     }
+    test_migrate(p, dir);
 
     cleanup = apr_psprintf(p, "rm -rf '%s'", dir);
     RQ_IS_INT(system(cleanup), 0, "temporary directory removed");

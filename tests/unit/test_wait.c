@@ -196,13 +196,22 @@ static void test_short_reads(apr_pool_t *p)
 
 /* ---- the server ---- */
 
-static apr_status_t lookup(const char **pseq, void *baton, apr_pool_t *p, const char *req_id,
-                           const char *user_id)
+/* The store's answers: "applied-before" with a body hash, "legacy" without. */
+static apr_status_t lookup(rq_wait_found_t *pfound, void *baton, apr_pool_t *p,
+                           const char *req_id)
 {
     (void)baton;
-    (void)user_id;
-    if (strcmp(req_id, "applied-before") == 0) {
-        *pseq = apr_pstrdup(p, "777");
+    if (strcmp(req_id, "applied-before") == 0 || strcmp(req_id, "applied-before-2") == 0) {
+        pfound->user_id = "user-1";
+        pfound->seq = apr_pstrdup(p, "777");
+        pfound->hash = HASH_A;
+        pfound->applied = 1;
+        return APR_SUCCESS;
+    }
+    if (strcmp(req_id, "legacy") == 0) {
+        pfound->user_id = "user-2";
+        pfound->seq = apr_pstrdup(p, "778");
+        pfound->applied = 1;
         return APR_SUCCESS;
     }
     return APR_NOTFOUND;
@@ -284,6 +293,17 @@ static void test_server_answers(apr_pool_t *p, rq_wait_server_t *srv, const char
     RQ_IS_INT(reg(late, p, "applied-before", HASH_A), RQ_WAIT_DONE,
               "a req_id applied before the server started is found in storage");
     apr_socket_close(late);
+    late = client(p, path);
+    RQ_IS_INT(reg(late, p, "applied-before", HASH_A), RQ_WAIT_DONE, "and remembered");
+    apr_socket_close(late);
+    late = client(p, path);
+    RQ_IS_INT(reg(late, p, "applied-before-2", HASH_B), RQ_WAIT_CONFLICT,
+              "found in storage with another body hash: a conflict at once");
+    apr_socket_close(late);
+    late = client(p, path);
+    RQ_IS_INT(reg(late, p, "legacy", HASH_A), RQ_WAIT_CONFLICT,
+              "found in storage without a hash, for another user: a conflict at once");
+    apr_socket_close(late);
     apr_socket_close(a);
     apr_socket_close(b);
     apr_socket_close(c);
@@ -345,6 +365,46 @@ static void test_server_rejects(apr_pool_t *p, rq_wait_server_t *srv, const char
     apr_socket_close(s);
     st = stats_when(srv, 0, 0);
     RQ_IS_INT(st.conns, 0, "every connection was cleaned up");
+}
+
+/*
+ * With the bound on remembered ids reached and every older id awaited, a new
+ * REGISTER must keep its own entry: its waiter is woken when it is done.
+ */
+static void test_server_bound(apr_pool_t *p, const char *dir)
+{
+    rq_wait_server_opts_t o;
+    rq_wait_server_t *srv;
+    const char *path = apr_pstrcat(p, dir, "/bound.sock", NULL);
+    apr_socket_t *a, *b, *c;
+    rq_wait_msg_t out;
+
+    memset(&o, 0, sizeof(o));
+    o.path = path;
+    o.uid = -1;
+    o.gid = -1;
+    o.remember_max = 2;
+    if (rq_wait_server_create(&srv, p, &o) != APR_SUCCESS
+        || rq_wait_server_start(srv) != APR_SUCCESS) {
+        RQ_OK(0, "bounded server starts");
+        return;
+    }
+    a = client(p, path);
+    b = client(p, path);
+    c = client(p, path);
+    RQ_IS_INT(reg(a, p, "bound-1", HASH_A), RQ_WAIT_WAITING, "bound: first waits");
+    RQ_IS_INT(reg(b, p, "bound-2", HASH_A), RQ_WAIT_WAITING, "bound: second waits");
+    RQ_IS_INT(reg(c, p, "bound-3", HASH_A), RQ_WAIT_WAITING,
+              "bound reached, every older id awaited: a third still waits");
+    rq_wait_server_done(srv, "bound-3", HASH_A, "303", 1);
+    RQ_IS_INT(answer(c, p, &out), RQ_WAIT_DONE, "and is woken when it is done");
+    RQ_IS_STR(out.seq, "303", "with its sequence number");
+    rq_wait_server_done(srv, "bound-1", HASH_A, "301", 1);
+    RQ_IS_INT(answer(a, p, &out), RQ_WAIT_DONE, "the older waiters too");
+    apr_socket_close(a);
+    apr_socket_close(b);
+    apr_socket_close(c);
+    rq_wait_server_stop(srv);
 }
 
 static void test_socket_files(apr_pool_t *p, const char *dir)
@@ -412,6 +472,7 @@ int main(void)
     test_server_pending(p, srv, path);
     test_server_rejects(p, srv, path);
     rq_wait_server_stop(srv);
+    test_server_bound(p, dir);
     test_socket_files(p, dir);
     rmdir(dir);
     apr_pool_destroy(p);

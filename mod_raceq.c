@@ -30,6 +30,7 @@
 #include "rq_fifo.h"
 #include "rq_log.h"
 #include "rq_payload.h"
+#include "rq_pool.h"
 #include "rq_sqs.h"
 #include "rq_store.h"
 
@@ -1257,30 +1258,6 @@ static int raceq_post_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *pt
     return OK;
 }
 
-/* Stores and fifo clients are made from request threads: their pool's allocator is locked. */
-static apr_status_t store_pool_make(apr_pool_t **pp, apr_pool_t *pchild)
-{
-    apr_allocator_t *alloc;
-    apr_thread_mutex_t *mutex;
-    apr_status_t rv;
-
-    rv = apr_allocator_create(&alloc);
-    if (rv != APR_SUCCESS) {
-        return rv;
-    }
-    rv = apr_pool_create_ex(pp, pchild, NULL, alloc);
-    if (rv != APR_SUCCESS) {
-        apr_allocator_destroy(alloc);
-        return rv;
-    }
-    apr_allocator_owner_set(alloc, *pp);
-    rv = apr_thread_mutex_create(&mutex, APR_THREAD_MUTEX_DEFAULT, *pp);
-    if (rv == APR_SUCCESS) {
-        apr_allocator_mutex_set(alloc, mutex);
-    }
-    return rv;
-}
-
 /*
  * The fifo clients live in a pool of the child: destroyed when the child
  * exits (after a graceful restart, once its last waiting request is done),
@@ -1291,7 +1268,7 @@ static void fifo_cache_init(apr_pool_t *pchild, server_rec *s)
     apr_pool_t *fp = NULL;
     apr_status_t rv;
 
-    rv = store_pool_make(&fp, pchild);
+    rv = rq_pool_create_locked(&fp, pchild);
     if (rv == APR_SUCCESS) {
         rv = apr_thread_mutex_create(&fifo_mutex, APR_THREAD_MUTEX_DEFAULT, fp);
     }
@@ -1312,7 +1289,7 @@ static void raceq_child_init(apr_pool_t *pchild, server_rec *s)
 
     log_attach(s);
     fifo_cache_init(pchild, s);
-    rv = store_pool_make(&sp, pchild);
+    rv = rq_pool_create_locked(&sp, pchild);
     if (rv == APR_SUCCESS) {
         rv = apr_thread_mutex_create(&store_mutex, APR_THREAD_MUTEX_DEFAULT, sp);
     }

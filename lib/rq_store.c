@@ -34,6 +34,7 @@
 #include <jansson.h>
 
 #include "rq_log.h"
+#include "rq_pool.h"
 #include "rq_store.h"
 
 #define CONN_SOFT_MAX 8
@@ -509,34 +510,6 @@ static apr_status_t sqlite_dir_make(rq_store_t *store, apr_pool_t *p)
     return rv;
 }
 
-/*
- * The store's pool gets an allocator with a mutex: connections are made from
- * whichever thread needs one, and each makes a subpool of it.
- */
-static apr_status_t store_pool_make(apr_pool_t **pp, apr_pool_t *parent)
-{
-    apr_allocator_t *alloc;
-    apr_thread_mutex_t *mutex;
-    apr_status_t rv;
-
-    rv = apr_allocator_create(&alloc);
-    if (rv != APR_SUCCESS) {
-        return rv;
-    }
-    rv = apr_pool_create_ex(pp, parent, NULL, alloc);
-    if (rv != APR_SUCCESS) {
-        apr_allocator_destroy(alloc);
-        return rv;
-    }
-    apr_allocator_owner_set(alloc, *pp);
-
-    rv = apr_thread_mutex_create(&mutex, APR_THREAD_MUTEX_DEFAULT, *pp);
-    if (rv == APR_SUCCESS) {
-        apr_allocator_mutex_set(alloc, mutex);
-    }
-    return rv;
-}
-
 static apr_status_t store_first_conn(rq_store_t *store, apr_pool_t *p)
 {
     store_conn_t *conn = NULL;
@@ -560,7 +533,7 @@ apr_status_t rq_store_open(rq_store_t **pstore, apr_pool_t *p, const char *drive
     apr_status_t rv;
 
     *pstore = NULL;
-    rv = store_pool_make(&sp, p);
+    rv = rq_pool_create_locked(&sp, p);
     if (rv != APR_SUCCESS) {
         return rv;
     }

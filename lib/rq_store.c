@@ -585,46 +585,51 @@ fail:
 
 /* --- statements ---------------------------------------------------------- */
 
-static apr_status_t writes_read(apr_int64_t *pwrites, rq_store_t *store, store_conn_t *conn,
-                                apr_pool_t *p, const char *user_id)
+/*
+ * Runs a one-argument query; *pfound says whether a row came, *pval holds the
+ * first column of the last row (NULL for SQL NULL). what names the step for
+ * the log.
+ */
+static apr_status_t stmt_first(const char **pval, int *pfound, rq_store_t *store,
+                               store_conn_t *conn, apr_pool_t *p, int stmt, const char *arg,
+                               const char *what)
 {
     apr_dbd_results_t *res = NULL;
     apr_dbd_row_t *row = NULL;
-    const char *args[1] = { user_id };
+    const char *args[1] = { arg };
     int err;
 
-    *pwrites = 0;
-    err = apr_dbd_pselect(store->driver, p, conn->handle, &res, conn->stmt[STMT_USER_GET], 0,
-                          1, args);
+    *pval = NULL;
+    *pfound = 0;
+    err = apr_dbd_pselect(store->driver, p, conn->handle, &res, conn->stmt[stmt], 0, 1, args);
     if (err != 0) {
-        return db_fail(store, conn, p, err, "read a user");
+        return db_fail(store, conn, p, err, what);
     }
     while (apr_dbd_get_row(store->driver, p, res, &row, -1) == 0) {
-        const char *v = apr_dbd_get_entry(store->driver, row, 0);
-
-        *pwrites = v ? apr_atoi64(v) : 0;
+        *pval = apr_dbd_get_entry(store->driver, row, 0);
+        *pfound = 1;
     }
     return APR_SUCCESS;
+}
+
+static apr_status_t writes_read(apr_int64_t *pwrites, rq_store_t *store, store_conn_t *conn,
+                                apr_pool_t *p, const char *user_id)
+{
+    const char *v;
+    int found;
+    apr_status_t rv;
+
+    rv = stmt_first(&v, &found, store, conn, p, STMT_USER_GET, user_id, "read a user");
+    *pwrites = v ? apr_atoi64(v) : 0;
+    return rv;
 }
 
 static apr_status_t applied_read(int *papplied, rq_store_t *store, store_conn_t *conn,
                                  apr_pool_t *p, const char *req_id)
 {
-    apr_dbd_results_t *res = NULL;
-    apr_dbd_row_t *row = NULL;
-    const char *args[1] = { req_id };
-    int err;
+    const char *v;
 
-    *papplied = 0;
-    err = apr_dbd_pselect(store->driver, p, conn->handle, &res, conn->stmt[STMT_APPLIED], 0,
-                          1, args);
-    if (err != 0) {
-        return db_fail(store, conn, p, err, "look up a request");
-    }
-    while (apr_dbd_get_row(store->driver, p, res, &row, -1) == 0) {
-        *papplied = 1;
-    }
-    return APR_SUCCESS;
+    return stmt_first(&v, papplied, store, conn, p, STMT_APPLIED, req_id, "look up a request");
 }
 
 /* What one apply writes, decided before the write transaction starts. */

@@ -201,6 +201,12 @@ left_nothing($run, 'JSON demo');
 {
     my $dir = tempdir('raceq-demo-make-XXXXXX', TMPDIR => 1, CLEANUP => 1);
     local $ENV{ENV_FILE} = '';
+    # As typed in a shell: not a sub-make of `make test`, which would print
+    # its directory on stdout.
+    local $ENV{MAKELEVEL};
+    local $ENV{MAKEFLAGS};
+    local $ENV{MFLAGS};
+    delete @ENV{qw(MAKELEVEL MAKEFLAGS MFLAGS)};
     my $out = `cd $ROOT && make demo JSON=1 QUICK=1 USERS=1 PER_USER=2 2>$dir/err`;
     is($? >> 8, 0, 'make demo JSON=1 exits 0') or diag(slurp("$dir/err"));
     my $doc = eval { decode_json($out) };

@@ -228,6 +228,23 @@ static void test_ini(void)
               "text after a header");
 }
 
+/* The template shipped at the top of the tree parses and holds the demo's names. */
+static void test_example(void)
+{
+    rq_env_t *env = NULL;
+    const char *err = NULL;
+
+    RQ_IS_INT(rq_env_read(&env, &err, pool, ".env.example"), APR_SUCCESS,
+              ".env.example parses: %s", err ? err : "");
+    if (!env) {
+        return;
+    }
+    RQ_OK(rq_env_file_get(env, "AWS_FIFO_URL") != NULL, ".env.example names AWS_FIFO_URL");
+    RQ_IS_STR(rq_env_file_get(env, "AWS_REGION"), "eu-west-1", ".env.example names AWS_REGION");
+    RQ_OK(rq_env_file_get(env, "AWS_SECRET_ACCESS_KEY") == NULL,
+          ".env.example holds no secret, only commented names");
+}
+
 int main(void)
 {
     char dir[] = "/tmp/rq-test-env-XXXXXX";
@@ -247,6 +264,7 @@ int main(void)
     test_read_file(dir);
     test_lookup();
     test_ini();
+    test_example();
 
     unlink(apr_pstrcat(pool, dir, "/demo.env", NULL));
     rmdir(dir);

@@ -16,6 +16,7 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include <apr_atomic.h>
 #include <apr_hash.h>
 #include <apr_poll.h>
 #include <apr_strings.h>
@@ -487,7 +488,7 @@ struct rq_wait_server_t {
     wait_entry_t *newest;
     apr_time_t started;
     apr_time_t last_expiry;
-    volatile int stopping;
+    apr_uint32_t stopping;      /* apr_atomic: read by the serving thread */
     int conns;
     int waiters;
     long rejected;
@@ -1039,11 +1040,17 @@ static void conn_accept(rq_wait_server_t *srv)
     }
 }
 
+/* Set by rq_wait_server_stop() from another thread, hence read atomically. */
+static int server_stopping(rq_wait_server_t *srv)
+{
+    return apr_atomic_read32(&srv->stopping) != 0;
+}
+
 static void *APR_THREAD_FUNC server_main(apr_thread_t *t, void *data)
 {
     rq_wait_server_t *srv = data;
 
-    while (!srv->stopping) {
+    while (!server_stopping(srv)) {
         const apr_pollfd_t *out;
         apr_int32_t n = 0, i;
         apr_time_t now;
@@ -1051,7 +1058,7 @@ static void *APR_THREAD_FUNC server_main(apr_thread_t *t, void *data)
 
         rv = apr_pollset_poll(srv->pollset, srv->listen_resume ? apr_time_from_msec(50)
                               : apr_time_from_sec(1), &n, &out);
-        for (i = 0; rv == APR_SUCCESS && i < n && !srv->stopping; i++) {
+        for (i = 0; rv == APR_SUCCESS && i < n && !server_stopping(srv); i++) {
             wait_conn_t *c = out[i].client_data;
 
             if (!c) {
@@ -1207,7 +1214,7 @@ void rq_wait_server_stop(rq_wait_server_t *srv)
     if (!srv->pool) {
         return;
     }
-    srv->stopping = 1;
+    apr_atomic_set32(&srv->stopping, 1);
     if (srv->thread) {
         apr_pollset_wakeup(srv->pollset);
         apr_thread_join(&trv, srv->thread);

@@ -438,9 +438,10 @@ static void signals_wait(sigset_t *set, opts_t *o, apr_pool_t *p)
 }
 
 typedef struct stop_watch_t {
+    pthread_mutex_t lock;  /* held while o and d are used */
     sigset_t set;
     opts_t *o;
-    rq_daemon_t *d;
+    rq_daemon_t *d;        /* NULL once the stop is done and they go away */
 } stop_watch_t;
 
 /*
@@ -461,13 +462,22 @@ static void *stop_watch_main(void *data)
         if (sigwait(&w->set, &sig) != 0) {
             continue;
         }
+        pthread_mutex_lock(&w->lock);
+        if (!w->d) {
+            /* The stop is done: the process is exiting with its status. */
+            pthread_mutex_unlock(&w->lock);
+            apr_pool_destroy(p);
+            return NULL;
+        }
         if (sig != SIGHUP) {
             break;
         }
         if (log_reopen(w->o->log_file) == 0) {
             rq_log_perror(RQ_LOG_MARK, RQ_LOG_NOTICE, 0, p, "RQ10001: log file reopened");
         }
+        pthread_mutex_unlock(&w->lock);
     }
+    /* The lock stays held: the main thread cannot free o and d before _exit. */
     rq_daemon_stats(&st, w->d);
     rq_log_perror(RQ_LOG_MARK, RQ_LOG_WARNING, 0, p,
                   "RQ10005: second %s: stopping at once; %d message(s) in hand are abandoned "
@@ -480,6 +490,18 @@ static void *stop_watch_main(void *data)
     }
     _exit(1);
     return NULL;
+}
+
+/*
+ * Called once the graceful stop is done, before the daemon's memory is
+ * freed: a signal arriving later no longer touches it.
+ */
+static void stop_watch_retire(stop_watch_t *w)
+{
+    pthread_mutex_lock(&w->lock);
+    w->d = NULL;
+    w->o = NULL;
+    pthread_mutex_unlock(&w->lock);
 }
 
 static void stop_watch_start(stop_watch_t *w)
@@ -499,7 +521,7 @@ static int fail(const char *err)
 
 static int run(opts_t *o, apr_pool_t *p)
 {
-    static stop_watch_t watch;
+    static stop_watch_t watch = { .lock = PTHREAD_MUTEX_INITIALIZER };
     rq_daemon_t *d;
     sigset_t set;
     const char *err = NULL;
@@ -528,6 +550,7 @@ static int run(opts_t *o, apr_pool_t *p)
     watch.d = d;
     stop_watch_start(&watch);
     rq_daemon_stop(d);
+    stop_watch_retire(&watch);
     if (o->pid_file) {
         unlink(o->pid_file);
     }

@@ -32,13 +32,14 @@ local function random_hex()
 end
 
 -- Runs in wrk's main Lua state, once per thread, before that thread's init:
--- every thread gets its number and the one prefix of this run.
-local run_prefix
+-- every thread gets its number and the one prefix of this run as the
+-- globals thread_no and run_prefix of its own state.
+local made_prefix
 function setup(thread)
-    run_prefix = run_prefix or string.format("w%d-%s", os.time(), random_hex())
+    made_prefix = made_prefix or string.format("w%d-%s", os.time(), random_hex())
     table.insert(threads, thread)
     thread:set("thread_no", #threads)
-    thread:set("run_prefix", run_prefix)
+    thread:set("run_prefix", made_prefix)
 end
 
 local users = 100
@@ -55,7 +56,7 @@ function init(args)
         os.exit(2)
     end
     users = n
-    prefix = args[2] or run_prefix or "wrk"
+    prefix = args[2] or run_prefix
     math.randomseed(os.time() * 1000 + (thread_no or 0))
     wrk.method = "POST"
     wrk.headers["Content-Type"] = "application/json"

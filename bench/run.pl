@@ -6,7 +6,9 @@
 #
 # Environment: BENCH_MODES ("race fifo" by default; "race" leaves fifo
 # mode's scenarios out), BENCH_QUICK=1 (a few seconds), BENCH_OUT (the
-# results directory), BENCH_RACEQD (raceqd's binary), BENCH_KEEP=1.
+# results directory: bench/results for a full run, bench/results/tmp for a
+# quick one), BENCH_RACEQD (raceqd's binary), BENCH_KEEP=1. A quick run never
+# replaces bench/results/latest.*, which are the last full run's.
 # Exit status: 0, 1 when a load tool saw errors, 2 when a requested
 # scenario could not run (fifo mode not available).
 
@@ -31,7 +33,8 @@ my $JSON = JSON::PP->new->utf8->canonical->pretty;
 my $ROOT = abs_path(dirname(abs_path(__FILE__)) . '/..');
 my $QUICK = $ENV{BENCH_QUICK} ? 1 : 0;
 my %MODES = map { ($_ => 1) } split /[\s,]+/, $ENV{BENCH_MODES} // 'race fifo';
-my $OUT = $ENV{BENCH_OUT} || "$ROOT/bench/results";
+my $RESULTS = "$ROOT/bench/results";
+my $OUT = $ENV{BENCH_OUT} || ($QUICK ? "$RESULTS/tmp" : $RESULTS);
 
 for my $m (keys %MODES) {
     die "BENCH_MODES: unknown mode '$m' (race, fifo)\n" unless $m eq 'race' || $m eq 'fifo';
@@ -74,16 +77,55 @@ sub check_load {
         push @problems, "$what: $r->{error}";
         return;
     }
-    my $e = $r->{errors} // {};
-    my $sock = 0;
-    $sock += $e->{$_} // 0 for qw(connect read write timeout);
+    my $sock = socket_errors($r);
     push @problems, "$what: $r->{non2xx} answers outside 2xx "
-        . $JSON->canonical->indent(0)->encode($r->{non2xx_by_status} // [])
+        . $JSON->canonical->indent(0)->encode($r->{non2xx_by_status} // {})
         if $r->{non2xx};
     push @problems, "$what: $sock socket errors" if $sock;
     push @problems, "$what: ab counted $r->{failed} failed requests" if $r->{failed};
     push @problems, "$what: no request was made" if defined $r->{requests} && !$r->{requests};
     $JSON->indent(1);
+}
+
+# Socket errors of one wrk run (connect, read, write, timeout).
+sub socket_errors {
+    my ($r) = @_;
+    my $e = $r->{errors} // {};
+    my $n = 0;
+    $n += $e->{$_} // 0 for qw(connect read write timeout);
+    return $n;
+}
+
+# The highest of each process's peak RSS over several runs.
+sub max_peaks {
+    my %peak;
+    for my $p (grep { $_ } map { $_->{peak_rss_kib} } @_) {
+        for my $k (keys %$p) {
+            $peak{$k} = $p->{$k} if !defined $peak{$k} || $p->{$k} > $peak{$k};
+        }
+    }
+    return \%peak;
+}
+
+sub sum {
+    my $n = 0;
+    $n += $_ // 0 for @_;
+    return $n;
+}
+
+# Medians of the rounds that ran, their errors summed and their memory peaks.
+sub aggregate {
+    my (@rounds) = @_;
+    my @ok = grep { !$_->{error} } @rounds;
+    return {
+        rps => median(map { $_->{rps} } @ok),
+        (map { my $k = $_; ($k => median(map { $_->{latency_us}{$k} } @ok)) } qw(p50 p90 p99)),
+        requests => sum(map { $_->{requests} } @ok),
+        non2xx => sum(map { $_->{non2xx} } @ok),
+        socket_errors => sum(map { socket_errors($_) } @ok),
+        peak_rss_kib => max_peaks(@ok),
+        rounds => \@rounds,
+    };
 }
 
 sub median {
@@ -112,18 +154,7 @@ sub interleaved {
             push @{ $rounds{$path} }, $r;
         }
     }
-    my %agg;
-    for my $path (@$paths) {
-        my @ok = grep { !$_->{error} } @{ $rounds{$path} };
-        $agg{$path} = {
-            rps => median(map { $_->{rps} } @ok),
-            (map { my $k = $_; ($k => median(map { $_->{latency_us}{$k} } @ok)) }
-                 qw(p50 p90 p99)),
-            requests => eval { my $s = 0; $s += $_->{requests} for @ok; $s },
-            rounds => $rounds{$path},
-        };
-    }
-    return \%agg;
+    return { map { ($_ => aggregate(@{ $rounds{$_} })) } @$paths };
 }
 
 sub unavailable {
@@ -345,6 +376,7 @@ sub reference_client {
     my $r = eval { decode_json($run->{stdout}) };
     return { error => "sqs-ref failed (status $run->{status}): $run->{stderr}$run->{stdout}" }
         unless ref $r eq 'HASH' && $run->{status} == 0;
+    $r->{peak_rss_kib} = $run->{peak_rss_kib};
     return $r;
 }
 
@@ -374,20 +406,14 @@ sub scenario_3 {
     my @ok_refs = grep { !$_->{error} } @refs;
     my $ref = {
         deleted_per_s => median(map { $_->{deleted_per_s} } @ok_refs),
-        errors => eval { my $n = 0; $n += $_->{errors} // 0 for @ok_refs; $n },
+        errors => sum(map { $_->{errors} } @ok_refs),
+        peak_rss_kib => max_peaks(@ok_refs),
         rounds => \@refs,
         (@ok_refs ? () : (error => 'the reference client failed in every round')),
     };
     $s{reference} = $ref;
     return { %s, %{ unavailable(3, $why) } } unless $fifo_ok;
-    my @ok = grep { !$_->{error} } @fifos;
-    my $fifo = {
-        rps => median(map { $_->{rps} } @ok),
-        (map { my $k = $_; ($k => median(map { $_->{latency_us}{$k} } @ok)) } qw(p50 p90 p99)),
-        requests => eval { my $n = 0; $n += $_->{requests} for @ok; $n },
-        non2xx => eval { my $n = 0; $n += $_->{non2xx} // 0 for @ok; $n },
-        rounds => \@fifos,
-    };
+    my $fifo = aggregate(@fifos);
     my $r = ratio($fifo->{rps}, $ref->{deleted_per_s});
     return {
         %s, status => 'ok', fifo => $fifo, ratio => $r,
@@ -471,24 +497,101 @@ sub markdown {
                       . 'raceqd | %s / %s MiB | %s |', $PLAN{waiting},
                       mib($s5->{peak_rss_kib}{httpd}), mib($s5->{peak_rss_kib}{raceqd}),
                       status_line($s5));
+    push @md, '', '## Each scenario, side by side', '',
+        'Medians of the rounds for rps and latency; errors (answers outside 2xx plus '
+        . 'socket errors) summed over the rounds; memory is the highest peak RSS while '
+        . 'the side ran. raceqd is the daemon behind the fifo location of the scenario '
+        . '(/fifo-demo in 1, /fifo-wait in 5, /fifo otherwise: idle while the other side '
+        . 'runs).', '',
+        '| scenario | side | rps | p50 ms | p90 ms | p99 ms | errors | httpd peak RSS MiB '
+        . '| raceqd peak RSS MiB |',
+        '| --- | --- | --- | --- | --- | --- | --- | --- | --- |';
+    push @md, map { side_row(@$_) } side_rows();
     push @md, '', '## Latency against concurrency (wrk, 100 users, delay 0)', '',
-        '| location | connections | rps | p50 ms | p90 ms | p99 ms | httpd peak RSS MiB |',
-        '| --- | --- | --- | --- | --- | --- | --- |';
+        '| location | connections | rps | p50 ms | p90 ms | p99 ms | errors '
+        . '| httpd peak RSS MiB | raceqd peak RSS MiB |',
+        '| --- | --- | --- | --- | --- | --- | --- | --- | --- |';
     for my $name (sort keys %{ $res{sweep} }) {
         for my $r (@{ $res{sweep}{$name} }) {
-            push @md, sprintf('| %s | %d | %s | %s | %s | %s | %s |', $name, $r->{connections},
-                              fmt_n($r->{rps}), fmt_ms($r->{latency_us}{p50}),
-                              fmt_ms($r->{latency_us}{p90}), fmt_ms($r->{latency_us}{p99}),
-                              mib($r->{peak_rss_kib}{httpd}));
+            push @md, sprintf('| %s | %d | %s | %s | %s | %s | %d | %s | %s |', $name,
+                              $r->{connections}, fmt_n($r->{rps}),
+                              fmt_ms($r->{latency_us}{p50}), fmt_ms($r->{latency_us}{p90}),
+                              fmt_ms($r->{latency_us}{p99}),
+                              ($r->{non2xx} // 0) + socket_errors($r),
+                              mib($r->{peak_rss_kib}{httpd}), mib($r->{peak_rss_kib}{raceqd}));
         }
     }
     push @md, '', "![latency against concurrency]($RUN.png)" if $res{plot};
-    push @md, '', '## Problems', '', map { "- $_" } @problems if @problems;
+    push @md, '', '## Problems', '', @problems ? (map { "- $_" } @problems) : 'Problems: none';
     push @md, '', '## Not measured', '', map { "- $_" } @unavailable if @unavailable;
     return join("\n", @md) . "\n";
 }
 
 sub mib { defined $_[0] ? sprintf('%.1f', $_[0] / 1024) : '-' }
+
+sub side_row {
+    my ($scenario, $side, $r) = @_;
+    return sprintf('| %s | %s | %s | %s | %s | %s | %s | %s | %s |', $scenario, $side,
+                   fmt_n($r->{rps}), fmt_ms($r->{p50}), fmt_ms($r->{p90}), fmt_ms($r->{p99}),
+                   $r->{errors} // '-', mib($r->{httpd}), mib($r->{raceqd}));
+}
+
+# A wrk aggregate (see aggregate()) as one row's figures.
+sub wrk_side {
+    my ($a, $daemon) = @_;
+    return undef unless $a && defined $a->{rps};
+    return { (map { ($_ => $a->{$_}) } qw(rps p50 p90 p99)),
+             errors => ($a->{non2xx} // 0) + ($a->{socket_errors} // 0),
+             httpd => $a->{peak_rss_kib}{httpd}, raceqd => $a->{peak_rss_kib}{$daemon} };
+}
+
+sub ab_side {
+    my ($r, $daemon) = @_;
+    return undef unless $r && defined $r->{rps};
+    return { rps => $r->{rps}, (map { ($_ => $r->{latency_us}{$_}) } qw(p50 p90 p99)),
+             errors => ($r->{non2xx} // 0) + ($r->{failed} // 0),
+             httpd => $r->{peak_rss_kib}{httpd}, raceqd => $r->{peak_rss_kib}{$daemon} };
+}
+
+# raceq-fire: requests over the wall time; every answer outside 2xx and every
+# request left without one is an error.
+sub fire_side {
+    my ($r, $daemon) = @_;
+    return undef unless $r && !$r->{error} && $r->{wall_us};
+    my $ok = sum(map { $r->{answers}{$_} } grep { /^2\d\d$/ } keys %{ $r->{answers} // {} });
+    return { rps => $r->{requests} * 1e6 / $r->{wall_us},
+             (map { ($_ => $r->{latency_us}{$_}) } qw(p50 p90 p99)),
+             errors => $r->{requests} - $ok,
+             httpd => $r->{peak_rss_kib}{httpd}, raceqd => $r->{peak_rss_kib}{$daemon} };
+}
+
+sub ref_side {
+    my ($r) = @_;
+    return undef unless $r && defined $r->{deleted_per_s};
+    return { rps => $r->{deleted_per_s}, errors => $r->{errors},
+             httpd => $r->{peak_rss_kib}{httpd}, raceqd => $r->{peak_rss_kib}{raceqd} };
+}
+
+# [scenario, side, figures] for every side that was measured.
+sub side_rows {
+    my $s = $res{scenarios};
+    my ($s1, $s2, $s3, $s4, $s5) = map { $s->{$_} // {} }
+        qw(1_demo 2_overhead 3_throughput 4_race_vs_trivial 5_memory_waiting);
+    my @rows = (
+        ['1 demo 3x5', 'race (raceq-fire)', fire_side($s1->{race}, 'raceqd-demo')],
+        ['1 demo 3x5', 'fifo (raceq-fire)', fire_side($s1->{fifo}, 'raceqd-demo')],
+        ['2 overhead', 'fifo', wrk_side($s2->{fifo}, 'raceqd')],
+        ['2 overhead', 'race', wrk_side($s2->{race}, 'raceqd')],
+        ['3 throughput', 'fifo', wrk_side($s3->{fifo}, 'raceqd')],
+        ['3 throughput', 'reference client (msg/s)', ref_side($s3->{reference})],
+        ['4 race vs trivial', 'race', wrk_side($s4->{race}, 'raceqd')],
+        ['4 race vs trivial', 'echo', wrk_side($s4->{trivial}, 'raceqd')],
+        ['4 race vs trivial', 'race (ab)', ab_side($s4->{ab}{race}, 'raceqd')],
+        ['4 race vs trivial', 'echo (ab)', ab_side($s4->{ab}{trivial}, 'raceqd')],
+        ['5 memory', 'fifo (raceq-fire)', fire_side($s5->{fire}, 'raceqd-wait')],
+    );
+    return grep { $_->[2] } @rows;
+}
 
 sub plot {
     my $dat = "$OUT/$RUN.dat";
@@ -505,13 +608,17 @@ sub plot {
     close $fh;
     my @plots;
     for my $i (0 .. $#series) {
-        push @plots, qq("$dat" index $i using 1:2 with linespoints title "$series[$i] p50"),
-                     qq("$dat" index $i using 1:3 with linespoints dt 2 title "$series[$i] p99");
+        # One colour per location: p50 solid, p99 dashed.
+        my $lc = 'lc ' . ($i + 1);
+        push @plots, qq("$dat" index $i using 1:2 with linespoints $lc title "$series[$i] p50"),
+                     qq("$dat" index $i using 1:3 with linespoints $lc dt 2 )
+                     . qq(title "$series[$i] p99");
     }
     my $script = join "\n",
         'set terminal pngcairo size 900,560 noenhanced', qq(set output "$OUT/$RUN.png"),
         qq(set title "mod_raceq: latency against concurrency ($RUN)"),
-        'set xlabel "connections (wrk)"', 'set ylabel "latency, ms"', 'set logscale x 2',
+        'set xlabel "connections (wrk)"', 'set ylabel "latency, ms (log scale)"',
+        'set logscale x 2', 'set logscale y', 'set format y "%g"',
         'set key top left', 'set grid', 'plot ' . join(', ', @plots), '';
     open my $gp, '|-', 'gnuplot' or return "gnuplot: $!";
     print $gp $script;
@@ -537,6 +644,9 @@ sub write_results {
     open $fh, '>', "$OUT/$RUN.md" or die "$OUT/$RUN.md: $!\n";
     print $fh markdown();
     close $fh;
+    # bench/results/latest.* are the last full run's: a quick run written
+    # there (BENCH_OUT=bench/results) leaves them alone.
+    return if $QUICK && (abs_path($OUT) // '') eq (abs_path($RESULTS) // $RESULTS);
     for my $ext (qw(json md png)) {
         copy("$OUT/$RUN.$ext", "$OUT/latest.$ext") if -e "$OUT/$RUN.$ext";
     }

@@ -3,7 +3,8 @@
 #   scripts/bench.sh            the full run (a few minutes on 2 cores)
 #   BENCH_QUICK=1 scripts/bench.sh   the quick form (a few seconds)
 #   BENCH_MODES=race scripts/bench.sh   race mode and the baseline only
-# Results go to bench/results (BENCH_OUT to change it).
+# Results go to bench/results, a quick run's to bench/results/tmp (BENCH_OUT to
+# change it); only a full run replaces bench/results/latest.*.
 set -eu
 top=$(cd "$(dirname "$0")/.." && pwd)
 cd "$top"

@@ -1,37 +1,60 @@
 # The quick form of `make bench` keeps the benchmark scripts working: it runs
 # race mode and the raceq-echo baseline with wrk and ab, and fifo mode's
 # scenarios against the SQS emulator and raceqd, for a few seconds each, and
-# must write a JSON file, a Markdown table and a PNG plot with real figures.
+# must write a JSON file, a Markdown table and a PNG plot with real figures,
+# in bench/results/tmp, leaving the full run's bench/results/latest.* alone.
 # Figures are checked for being there and sane, never against a time.
 # With fifo mode asked for in a tree without it, the run must say so and fail.
+# The wrk script's own req_id prefix differs from run to run.
 
 use strict;
 use warnings;
 
 use Cwd qw(abs_path);
+use Digest::SHA qw(sha1_hex);
 use File::Basename qw(dirname);
 use File::Temp qw(tempdir);
 use JSON::PP;
 use Test::More;
 
-my $root = abs_path(dirname(__FILE__) . '/..');
-my $out = tempdir('raceq-bench-t-XXXXXX', TMPDIR => 1, CLEANUP => 1);
+my $root;
+BEGIN { $root = abs_path(dirname(__FILE__) . '/..') }
+use lib "$root/bench/lib";
+use RaceQ::Bench;
+
+# The committed results of the last full run, as they are before the quick run.
+my %latest = map {
+    my $f = "$root/bench/results/latest.$_";
+    ($_ => -e $f ? join(' ', (stat $f)[9], sha1_hex(RaceQ::Bench::slurp($f))) : 'absent');
+} qw(json md png);
 
 sub bench {
     my (%env) = @_;
+    my @unset = grep { !defined $env{$_} } keys %env;
+    delete @env{@unset};
+    delete local @ENV{@unset};
     local @ENV{ keys %env } = values %env;
     my $text = `$root/scripts/bench.sh 2>&1`;
     return ($? >> 8, $text);
 }
 
 my $fifo = -x "$root/bin/raceqd" && -d "$root/tests/node_modules/fauxqs";
+# No BENCH_OUT: where a quick run writes by default.
 my ($status, $text) = bench(BENCH_QUICK => 1, BENCH_MODES => $fifo ? 'race fifo' : 'race',
-                            BENCH_OUT => $out);
+                            BENCH_OUT => undef);
 is($status, 0, 'quick run: exit status 0') or diag($text);
 
-my @json = grep { !/latest/ } glob "$out/*-quick.json";
+my ($json) = $text =~ /^bench: results: (\S+-quick\.json),/m;
+my $out = dirname($json // '');
+is($out, "$root/bench/results/tmp", 'a quick run writes to bench/results/tmp');
+my @json = grep { -e } $json // ();
 is(scalar @json, 1, 'one JSON file for the run');
 (my $base = $json[0] // 'none') =~ s/\.json$//;
+for my $ext (qw(json md png)) {
+    my $f = "$root/bench/results/latest.$ext";
+    my $now = -e $f ? join(' ', (stat $f)[9], sha1_hex(RaceQ::Bench::slurp($f))) : 'absent';
+    is($now, $latest{$ext}, "the full run's bench/results/latest.$ext is left alone");
+}
 ok(-s "$base.md", 'a Markdown table');
 ok(-s "$base.png", 'a PNG plot');
 ok(-s "$out/latest.md" && -s "$out/latest.json" && -s "$out/latest.png", 'latest copies');
@@ -126,7 +149,36 @@ open my $mh, '<', "$base.md";
 my $md = do { local $/; $mh ? <$mh> : '' };
 like($md, qr/^\| 4 race vs trivial \| rps race \/ raceq-echo .*\| \d+\.\d{3} \(\d+ \/ \d+\)/m,
      'the table holds the ratio and both rates');
-like($md, qr/^\| race \| 16 \| \d+ \| \d+\.\d\d \|/m, 'and the sweep');
+
+# Every side of every scenario: rps, p50/p90/p99 ms, errors, httpd and raceqd
+# peak RSS. Without fifo mode there is no raceqd to measure.
+my ($n, $ms, $rss) = (qr/[1-9]\d*/, qr/\d+\.\d\d/, qr/\d+\.\d/);
+my $rss_d = $fifo ? $rss : qr/(?:$rss|-)/;
+sub row { my $re = join ' \| ', @_; return qr/^\| $re \|$/m }
+my @sides = (['1 demo 3x5', 'race (raceq-fire)'], map { ['4 race vs trivial', $_] }
+             'race', 'echo', 'race (ab)', 'echo (ab)');
+push @sides, ['1 demo 3x5', 'fifo (raceq-fire)'], ['2 overhead', 'fifo'],
+             ['2 overhead', 'race'], ['3 throughput', 'fifo'], ['5 memory', 'fifo (raceq-fire)']
+    if $fifo;
+for my $side (@sides) {
+    my ($scen, $name) = @$side;
+    like($md, row(quotemeta $scen, quotemeta $name, $n, $ms, $ms, $ms, 0, $rss, $rss_d),
+         "side by side: $scen, $name: rps, p50/p90/p99, no error, httpd and raceqd memory");
+}
+SKIP: {
+    skip 'the reference client needs the emulator', 1 unless $fifo;
+    like($md, row('3 throughput', 'reference client \(msg/s\)', $n, '-', '-', '-', 0, $rss,
+                  $rss),
+         'side by side: the reference client: messages per second, no error, memory');
+}
+for my $name ($fifo ? qw(echo race fifo) : qw(echo race)) {
+    for my $c (4, 16) {
+        like($md, row($name, $c, $n, $ms, $ms, $ms, 0, $rss, $rss_d),
+             "sweep $name c=$c: rps, latency, errors, httpd and raceqd memory");
+    }
+}
+like($md, qr/^## Problems\n\nProblems: none$/m, 'the problems section says there are none');
+unlink map { "$base.$_" } qw(json md png);
 
 # fifo mode asked for: a tree without it must fail clearly, never fake figures.
 SKIP: {
@@ -141,6 +193,45 @@ SKIP: {
     is($r2->{scenarios}{'2_overhead'}{status}, 'unavailable', 'scenario 2 is unavailable');
     like($r2->{scenarios}{'3_throughput'}{error} // '', qr/^fifo mode not available: /,
          'with the reason in the JSON');
+}
+
+# The wrk script on its own, against race mode: without a prefix argument each
+# run makes its own, so a second run is not answered 409 for the first one's
+# req_ids; with the same prefix given twice it is, and the counts of both
+# threads add up under one status.
+{
+    my $b = RaceQ::Bench->new(root => $root);
+    $b->httpd_start(<<'EOF');
+<Location /race>
+    SetHandler raceq
+    RaceQMode race
+    RaceQApplyDelay 0 0
+</Location>
+EOF
+    my %wrk = (path => '/race', threads => 2, connections => 4, seconds => 1, users => 10);
+    for my $n (1, 2) {
+        my $r = $b->wrk(%wrk);
+        cmp_ok($r->{requests} // 0, '>', 0, "wrk, default prefix, run $n: requests")
+            or diag($r->{error});
+        is($r->{non2xx}, 0, "wrk, default prefix, run $n: no 409, only 2xx");
+        is_deeply($r->{non2xx_by_status}, {}, "wrk, default prefix, run $n: no status counted");
+    }
+    my $fixed = "bench-t-$$-" . time;
+    my $first = $b->wrk(%wrk, prefix => $fixed);
+    is($first->{non2xx}, 0, 'wrk, a prefix given: first run, only 2xx');
+    my $again = $b->wrk(%wrk, prefix => $fixed);
+    cmp_ok($again->{non2xx} // 0, '>', 0, 'the same prefix again: repeated req_ids refused');
+    is_deeply($again->{non2xx_by_status}, { 409 => $again->{non2xx} },
+              'all counted as 409, both threads in one count');
+
+    for my $users ('0', 'many') {
+        my $run = $b->run_tool(['wrk', '-t1', '-c1', '-d1s', '-s', "$root/bench/wrk-raceq.lua",
+                                $b->url('/race'), '--', $users], timeout => 30);
+        isnt($run->{status}, 0, "wrk, pool size '$users': refused");
+        like($run->{stderr}, qr/^usage: .*USERS/m, "wrk, pool size '$users': a usage line");
+        unlike($run->{stderr} . $run->{stdout}, qr/PANIC/, "wrk, pool size '$users': no panic");
+    }
+    $b->cleanup;
 }
 
 done_testing();

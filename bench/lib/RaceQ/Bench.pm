@@ -406,14 +406,16 @@ sub raceqd_errors {
 # --- load tools -----------------------------------------------------------
 
 # wrk with bench/wrk-raceq.lua: returns its RACEQ-WRK figures plus the
-# memory peaks, or { error => ... }.
+# memory peaks, or { error => ... }. Without a prefix, the script makes one
+# of its own for the run.
 sub wrk {
     my ($self, %o) = @_;
     my @argv = (
         'wrk', '-t', $o{threads} // ($o{connections} < 2 ? 1 : 2),
         '-c', $o{connections}, '-d', "$o{seconds}s",
         '--timeout', '30s', '-s', "$self->{root}/bench/wrk-raceq.lua",
-        $self->url($o{path}), '--', $o{users}, $o{prefix},
+        $self->url($o{path}), '--', $o{users} // 100,
+        (defined $o{prefix} ? $o{prefix} : ()),
     );
     my $run = $self->run_tool(\@argv, timeout => $o{seconds} + 40);
     my ($line) = $run->{stdout} =~ /^RACEQ-WRK (\{.*\})$/m;

@@ -391,12 +391,17 @@ static apr_status_t headers_canonicalise(apr_array_header_t **plist, apr_pool_t 
     return APR_SUCCESS;
 }
 
-apr_status_t rq_sigv4_canonical_headers(const char **pout, apr_pool_t *p,
-                                        const apr_array_header_t *headers)
+/*
+ * Canonicalises the headers once and renders what the caller asks for: the
+ * canonical header lines and/or the signed header names (either may be NULL).
+ */
+static apr_status_t headers_render(const char **pcanon, const char **psigned, apr_pool_t *p,
+                                   const apr_array_header_t *headers)
 {
     apr_array_header_t *list;
     const canon_header_t *c;
-    char *out = "";
+    char *canon = "";
+    char *names = "";
     apr_status_t rv;
     int i;
 
@@ -407,32 +412,32 @@ apr_status_t rq_sigv4_canonical_headers(const char **pout, apr_pool_t *p,
 
     c = (const canon_header_t *)list->elts;
     for (i = 0; i < list->nelts; i++) {
-        out = apr_pstrcat(p, out, c[i].name, ":", c[i].value, "\n", NULL);
+        if (pcanon) {
+            canon = apr_pstrcat(p, canon, c[i].name, ":", c[i].value, "\n", NULL);
+        }
+        if (psigned) {
+            names = apr_pstrcat(p, names, i ? ";" : "", c[i].name, NULL);
+        }
     }
-    *pout = out;
+    if (pcanon) {
+        *pcanon = canon;
+    }
+    if (psigned) {
+        *psigned = names;
+    }
     return APR_SUCCESS;
+}
+
+apr_status_t rq_sigv4_canonical_headers(const char **pout, apr_pool_t *p,
+                                        const apr_array_header_t *headers)
+{
+    return headers_render(pout, NULL, p, headers);
 }
 
 apr_status_t rq_sigv4_signed_headers(const char **pout, apr_pool_t *p,
                                      const apr_array_header_t *headers)
 {
-    apr_array_header_t *list;
-    const canon_header_t *c;
-    char *out = "";
-    apr_status_t rv;
-    int i;
-
-    rv = headers_canonicalise(&list, p, headers);
-    if (rv != APR_SUCCESS) {
-        return rv;
-    }
-
-    c = (const canon_header_t *)list->elts;
-    for (i = 0; i < list->nelts; i++) {
-        out = apr_pstrcat(p, out, i ? ";" : "", c[i].name, NULL);
-    }
-    *pout = out;
-    return APR_SUCCESS;
+    return headers_render(NULL, pout, p, headers);
 }
 
 static void hex_lower_encode(char *out, const unsigned char *in, apr_size_t len)
@@ -532,10 +537,7 @@ apr_status_t rq_sigv4_canonical_request(const char **pcreq, const char **psigned
         rv = rq_sigv4_canonical_query(&cquery, p, q ? q + 1 : NULL);
     }
     if (rv == APR_SUCCESS) {
-        rv = rq_sigv4_canonical_headers(&cheaders, p, in->headers);
-    }
-    if (rv == APR_SUCCESS) {
-        rv = rq_sigv4_signed_headers(&signed_headers, p, in->headers);
+        rv = headers_render(&cheaders, &signed_headers, p, in->headers);
     }
     if (rv == APR_SUCCESS) {
         rv = request_payload_hash(&hash, p, in);
